@@ -1,0 +1,1 @@
+//! Serde structs of the TOML config file.
