@@ -41,6 +41,8 @@ impl IdentitySource {
 pub struct Principal {
     /// The user name exactly as verified (no normalization).
     pub user: Arc<str>,
+    /// The user's uid in the cluster, when known (self-service routes).
+    pub uid: Option<u64>,
     /// Management role name: a built-in Redis Enterprise role or a custom one.
     pub role: Arc<str>,
     /// Which identity source verified it.
