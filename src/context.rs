@@ -3,20 +3,70 @@
 //! metrics read. Plain data: no behaviour lives here.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What the listener learned about a client connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnInfo {
     /// The socket peer (never taken from headers).
     pub peer: SocketAddr,
+    /// The peer IP rendered once per connection for `X-Forwarded-For`.
+    pub peer_header: http::HeaderValue,
     /// `"TLSv1.3"`, `"TLSv1.2"`.
     pub tls_version: &'static str,
     /// SNI the client sent, if any.
     pub sni: Option<Arc<str>>,
     /// True when ALPN chose `h2`.
     pub h2: bool,
+    /// In-flight requests and last activity, for the idle watchdog.
+    pub activity: Activity,
 }
+
+/// In-flight requests and last activity of a connection, for the idle
+/// watchdog. Two relaxed atomics per request.
+#[derive(Debug)]
+pub struct Activity {
+    epoch: Instant,
+    in_flight: AtomicU32,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity {
+            epoch: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.last_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(last))
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 
 /// Where an identity was verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,1 +1,93 @@
-fn main() {}
+//! The `regate` command line: a thin layer over the library.
+//! Config problems print one line each (naming the key) and exit 64
+//! before any port is bound.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a configuration error (EX_USAGE... EX_DATAERR family: 64).
+const EX_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "regate", version, about = "Authenticating TLS gateway for the Redis Enterprise REST API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve with a config file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start a simulated 3-node cluster and the gateway in front of it.
+    Demo {
+        /// Address the demo gateway listens on.
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        listen: String,
+    },
+    /// Validate a config file fully (certificates included); exit 0 or 64.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::CheckConfig { file } => match regate::config::load(&file) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errs) => config_failure(&file, &errs),
+        },
+        Command::Run { config } => {
+            let cfg = match regate::config::load(&config) {
+                Ok(c) => c,
+                Err(errs) => return config_failure(&config, &errs),
+            };
+            run_runtime(async move {
+                let running = regate::start(cfg).await?;
+                regate::serve_until_signal(running).await
+            })
+        }
+        Command::Demo { listen } => run_runtime(regate::demo::run(listen)),
+    }
+}
+
+fn config_failure(file: &std::path::Path, errs: &[regate::config::ConfigError]) -> ExitCode {
+    for e in errs {
+        eprintln!("{}: {e}", file.display());
+    }
+    ExitCode::from(EX_CONFIG)
+}
+
+fn run_runtime(fut: impl std::future::Future<Output = std::io::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("regate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("regate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,1 +1,133 @@
-//! Serde structs of the TOML config file.
+//! Serde structs of the TOML config file: the first layer. Every struct
+//! denies unknown keys (a mistyped security key must not fail open) and
+//! carries explicit defaults; `config::validate` turns them into the
+//! domain [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    pub tls: Option<TlsFile>,
+    pub upstream: Option<UpstreamFile>,
+    #[serde(default)]
+    pub timeouts: TimeoutsFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Address the TLS listener binds.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Peers (IPs or CIDRs) whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        ServerFile {
+            listen: default_listen(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:9443".to_string()
+}
+
+/// `[tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain, leaf first.
+    pub cert: String,
+    /// PEM private key: PKCS#8, SEC1 or RSA.
+    pub key: String,
+}
+
+/// `[upstream]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// Base URLs of the cluster nodes: `https://host:9443` (or `http://`).
+    pub nodes: Vec<String>,
+    /// PEM bundle trusted for the nodes' certificates. Required for https nodes.
+    pub ca: Option<String>,
+    /// Server name to verify in the nodes' certificates instead of the URL's host.
+    pub server_name: Option<String>,
+    /// Idle pooled connections kept per node.
+    #[serde(default = "default_pool_idle")]
+    pub pool_max_idle_per_node: usize,
+    /// `[upstream.versions]`: API version -> the subset of `nodes` serving it.
+    #[serde(default)]
+    pub versions: BTreeMap<String, Vec<String>>,
+}
+
+fn default_pool_idle() -> usize {
+    64
+}
+
+/// `[timeouts]`: every phase has a deadline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsFile {
+    pub tls_handshake: String,
+    pub request_header: String,
+    pub request_body: String,
+    pub idle: String,
+    pub upstream_connect: String,
+    pub upstream_response: String,
+    pub upstream_body: String,
+    pub drain: String,
+}
+
+impl Default for TimeoutsFile {
+    fn default() -> Self {
+        TimeoutsFile {
+            tls_handshake: "10s".into(),
+            request_header: "10s".into(),
+            request_body: "300s".into(),
+            idle: "60s".into(),
+            upstream_connect: "5s".into(),
+            upstream_response: "60s".into(),
+            upstream_body: "600s".into(),
+            drain: "30s".into(),
+        }
+    }
+}
+
+/// `[limits]`: every resource has a cap.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_body_bytes: u64,
+    pub max_h2_streams: u32,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_body_bytes: 1024 * 1024 * 1024,
+            max_h2_streams: 100,
+        }
+    }
+}

@@ -33,3 +33,335 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+
+use crate::net::{Cidr, TrustedProxies};
+use duration::parse_duration;
+use file::FileConfig;
+
+/// The validated configuration the gateway runs from. Certificates and
+/// keys are already loaded and the rustls configs built, so a config that
+/// validates can serve.
+pub struct Config {
+    /// The file it came from (relative paths inside resolve against its directory).
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub trusted_proxies: TrustedProxies,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub upstream: Upstream,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+}
+
+/// The cluster nodes and how to reach them.
+pub struct Upstream {
+    pub nodes: Vec<Node>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub pool_max_idle_per_node: usize,
+    /// API version (`"v2"`) -> indexes into `nodes` that serve it.
+    pub versions: Vec<(String, Vec<usize>)>,
+}
+
+/// One cluster node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// As written in the config (used as a bounded metrics label).
+    pub url: Arc<str>,
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+/// Every deadline, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub tls_handshake: Duration,
+    pub request_header: Duration,
+    pub request_body: Duration,
+    pub idle: Duration,
+    pub upstream_connect: Duration,
+    pub upstream_response: Duration,
+    pub upstream_body: Duration,
+    pub drain: Duration,
+}
+
+/// Every cap, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_body_bytes: u64,
+    pub max_h2_streams: u32,
+}
+
+/// Reads, parses and validates `path`. All problems are returned, each
+/// naming its key, so `check-config` can list them at once.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError::new(
+            path.display().to_string(),
+            format!("cannot read config file: {e}"),
+        )]
+    })?;
+    let file: FileConfig = toml::from_str(&text).map_err(|e| vec![toml_error(&text, &e)])?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    validate(file, path, &base)
+}
+
+/// Turns a TOML/serde error into one line naming the key.
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return ConfigError::new("<file>", message);
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    // the innermost [table] header above the error names the section
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let found = text
+        .get(span.clone())
+        .unwrap_or("")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let key_text = found.split('=').next().unwrap_or("").trim().to_string();
+    let key = match (table, key_text.is_empty() || key_text.starts_with('[')) {
+        (Some(t), false) => format!("{t}.{key_text}"),
+        (Some(t), true) => t,
+        (None, false) => key_text,
+        (None, true) => "<file>".to_string(),
+    };
+    ConfigError::new(key, format!("line {line}: {message}"))
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Validates the parsed file into a [`Config`].
+pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Vec<ConfigError>> {
+    let mut errs = Vec::new();
+
+    let listen = file
+        .server
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|_| {
+            errs.push(ConfigError::new(
+                "server.listen",
+                format!("`{}` is not an address like 0.0.0.0:9443", file.server.listen),
+            ))
+        })
+        .ok();
+    let mut proxies = Vec::new();
+    for (i, p) in file.server.trusted_proxies.iter().enumerate() {
+        match Cidr::parse(p) {
+            Ok(c) => proxies.push(c),
+            Err(e) => errs.push(ConfigError::new(format!("server.trusted_proxies[{i}]"), e)),
+        }
+    }
+
+    let tls = match &file.tls {
+        None => {
+            errs.push(ConfigError::new("tls", "section is required (cert and key)"));
+            None
+        }
+        Some(t) => crate::server::tls::server_config(&resolve(base, &t.cert), &resolve(base, &t.key))
+            .map_err(|e| errs.push(e))
+            .ok(),
+    };
+
+    let upstream = match &file.upstream {
+        None => {
+            errs.push(ConfigError::new("upstream", "section is required (nodes)"));
+            None
+        }
+        Some(u) => validate_upstream(u, base, &mut errs),
+    };
+
+    let timeouts = validate_timeouts(&file.timeouts, &mut errs);
+    let limits = validate_limits(&file.limits, &mut errs);
+
+    match (listen, tls, upstream, timeouts) {
+        (Some(listen), Some(tls), Some(upstream), Some(timeouts)) if errs.is_empty() => Ok(Config {
+            path: path.to_path_buf(),
+            listen,
+            trusted_proxies: TrustedProxies::new(proxies),
+            tls,
+            upstream,
+            timeouts,
+            limits,
+        }),
+        _ => Err(errs),
+    }
+}
+
+fn validate_upstream(
+    u: &file::UpstreamFile,
+    base: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Upstream> {
+    let before = errs.len();
+    if u.nodes.is_empty() {
+        errs.push(ConfigError::new("upstream.nodes", "at least one node is required"));
+    }
+    let mut nodes = Vec::new();
+    for (i, n) in u.nodes.iter().enumerate() {
+        match parse_node(n) {
+            Ok(node) => nodes.push(node),
+            Err(e) => errs.push(ConfigError::new(format!("upstream.nodes[{i}]"), e)),
+        }
+    }
+    let any_https = nodes.iter().any(|n| n.scheme == Scheme::HTTPS);
+    let ca = u.ca.as_ref().map(|c| resolve(base, c));
+    if any_https && ca.is_none() {
+        errs.push(ConfigError::new(
+            "upstream.ca",
+            "required for https nodes (the CA that signed the cluster's certificates)",
+        ));
+    }
+    let tls = crate::upstream::client::tls_config(ca.as_deref())
+        .map_err(|e| errs.push(e))
+        .ok();
+    if u.pool_max_idle_per_node == 0 {
+        errs.push(ConfigError::new(
+            "upstream.pool_max_idle_per_node",
+            "must be at least 1",
+        ));
+    }
+    let mut versions = Vec::new();
+    for (version, urls) in &u.versions {
+        let key = format!("upstream.versions.{version}");
+        if !is_version_name(version) {
+            errs.push(ConfigError::new(&key, "version names look like v1, v2"));
+        }
+        if urls.is_empty() {
+            errs.push(ConfigError::new(&key, "lists no nodes"));
+        }
+        let mut idx = Vec::new();
+        for (j, url) in urls.iter().enumerate() {
+            match u.nodes.iter().position(|n| n == url) {
+                Some(p) => idx.push(p),
+                None => errs.push(ConfigError::new(
+                    format!("{key}[{j}]"),
+                    format!("`{url}` is not one of upstream.nodes"),
+                )),
+            }
+        }
+        versions.push((version.clone(), idx));
+    }
+    if errs.len() > before {
+        return None;
+    }
+    Some(Upstream {
+        nodes,
+        tls: tls?,
+        pool_max_idle_per_node: u.pool_max_idle_per_node,
+        versions,
+    })
+}
+
+fn is_version_name(v: &str) -> bool {
+    v.len() >= 2 && v.starts_with('v') && v[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Parses a node base URL: scheme http/https, a host, an optional port,
+/// and no path, query or credentials.
+fn parse_node(text: &str) -> Result<Node, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a URL like https://node1:9443"))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("`{text}` needs a scheme (https:// or http://)"))?;
+    if scheme != Scheme::HTTPS && scheme != Scheme::HTTP {
+        return Err(format!("`{text}`: only https:// and http:// are supported"));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "`{}` must not carry credentials",
+            authority.host()
+        ));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!("`{text}` must not have a path or query"));
+    }
+    Ok(Node {
+        url: Arc::from(text.trim_end_matches('/')),
+        scheme,
+        authority,
+    })
+}
+
+fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Option<Timeouts> {
+    let mut get = |key: &str, v: &str| match parse_duration(v) {
+        Ok(d) if d.is_zero() => {
+            errs.push(ConfigError::new(format!("timeouts.{key}"), "must be above zero"));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errs.push(ConfigError::new(format!("timeouts.{key}"), e));
+            None
+        }
+    };
+    Some(Timeouts {
+        tls_handshake: get("tls_handshake", &t.tls_handshake)?,
+        request_header: get("request_header", &t.request_header)?,
+        request_body: get("request_body", &t.request_body)?,
+        idle: get("idle", &t.idle)?,
+        upstream_connect: get("upstream_connect", &t.upstream_connect)?,
+        upstream_response: get("upstream_response", &t.upstream_response)?,
+        upstream_body: get("upstream_body", &t.upstream_body)?,
+        drain: get("drain", &t.drain)?,
+    })
+}
+
+fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits {
+    let mut at_least = |key: &str, v: u64, min: u64| {
+        if v < min {
+            errs.push(ConfigError::new(
+                format!("limits.{key}"),
+                format!("must be at least {min}"),
+            ));
+        }
+    };
+    at_least("max_connections", l.max_connections as u64, 1);
+    at_least("max_connections_per_ip", l.max_connections_per_ip as u64, 1);
+    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB
+    at_least("max_header_bytes", l.max_header_bytes as u64, 8192);
+    at_least("max_headers", l.max_headers as u64, 16);
+    at_least("max_h2_streams", u64::from(l.max_h2_streams), 1);
+    Limits {
+        max_connections: l.max_connections,
+        max_connections_per_ip: l.max_connections_per_ip,
+        max_header_bytes: l.max_header_bytes,
+        max_headers: l.max_headers,
+        max_body_bytes: l.max_body_bytes,
+        max_h2_streams: l.max_h2_streams,
+    }
+}

@@ -1,0 +1,288 @@
+//! Body wrappers for both directions. They stream (never buffer), count
+//! bytes for the audit record, and enforce the limits hyper does not:
+//! the request body's size cap and total deadline, and the upstream
+//! response's total deadline (a trickling node is cut, and the client
+//! stream aborted, instead of being relayed forever).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{sleep, Sleep};
+
+/// Error type of both bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a streamed request body ended, for mapping upstream errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BodyEnd {
+    Open = 0,
+    Complete = 1,
+    TooLarge = 2,
+    TimedOut = 3,
+    ClientError = 4,
+}
+
+/// Shared between the request body (owned by the upstream client) and
+/// the pipeline (which writes the audit record).
+#[derive(Debug, Default)]
+pub struct Tally {
+    bytes: AtomicU64,
+    end: AtomicU8,
+}
+
+impl Tally {
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn end(&self) -> BodyEnd {
+        match self.end.load(Ordering::Relaxed) {
+            1 => BodyEnd::Complete,
+            2 => BodyEnd::TooLarge,
+            3 => BodyEnd::TimedOut,
+            4 => BodyEnd::ClientError,
+            _ => BodyEnd::Open,
+        }
+    }
+
+    fn set_end(&self, e: BodyEnd) {
+        self.end.store(e as u8, Ordering::Relaxed);
+    }
+}
+
+/// Why a body stream was cut.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body exceeds the limit")]
+    TooLarge,
+    #[error("request body not received in time")]
+    RequestTimedOut,
+    #[error("upstream response not completed in time")]
+    ResponseTimedOut,
+}
+
+/// The body sent upstream.
+pub struct RequestBody {
+    inner: ReqInner,
+}
+
+enum ReqInner {
+    Empty,
+    Full(Option<Bytes>),
+    Stream {
+        body: Incoming,
+        limit: u64,
+        seen: u64,
+        deadline: Pin<Box<Sleep>>,
+        tally: Arc<Tally>,
+    },
+}
+
+impl RequestBody {
+    pub fn empty() -> Self {
+        RequestBody {
+            inner: ReqInner::Empty,
+        }
+    }
+
+    pub fn full(b: Bytes) -> Self {
+        RequestBody {
+            inner: ReqInner::Full(Some(b)),
+        }
+    }
+
+    /// Streams `body` with a byte cap and a total deadline, counting into `tally`.
+    pub fn stream(body: Incoming, limit: u64, deadline: Duration, tally: Arc<Tally>) -> Self {
+        RequestBody {
+            inner: ReqInner::Stream {
+                body,
+                limit,
+                seen: 0,
+                deadline: Box::pin(sleep(deadline)),
+                tally,
+            },
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().inner {
+            ReqInner::Empty => Poll::Ready(None),
+            ReqInner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ReqInner::Stream {
+                body,
+                limit,
+                seen,
+                deadline,
+                tally,
+            } => {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    tally.set_end(BodyEnd::TimedOut);
+                    return Poll::Ready(Some(Err(BodyError::RequestTimedOut.into())));
+                }
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(None) => {
+                        tally.set_end(BodyEnd::Complete);
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        tally.set_end(BodyEnd::ClientError);
+                        Poll::Ready(Some(Err(e.into())))
+                    }
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            *seen += data.len() as u64;
+                            tally.bytes.store(*seen, Ordering::Relaxed);
+                            if *seen > *limit {
+                                tally.set_end(BodyEnd::TooLarge);
+                                return Poll::Ready(Some(Err(BodyError::TooLarge.into())));
+                            }
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            ReqInner::Empty => true,
+            ReqInner::Full(b) => b.is_none(),
+            ReqInner::Stream { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            ReqInner::Empty => SizeHint::with_exact(0),
+            ReqInner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ReqInner::Stream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+/// Called once when a response body is finished or dropped, with the
+/// number of bytes sent and whether the stream completed.
+pub trait OnDone: Send + 'static {
+    fn done(self: Box<Self>, bytes_out: u64, complete: bool);
+}
+
+/// The body sent to the client.
+pub struct ResponseBody {
+    inner: RespInner,
+    sent: u64,
+    complete: bool,
+    on_done: Option<Box<dyn OnDone>>,
+}
+
+enum RespInner {
+    Full(Option<Bytes>),
+    Upstream {
+        body: Incoming,
+        deadline: Pin<Box<Sleep>>,
+    },
+}
+
+impl ResponseBody {
+    pub fn full(b: Bytes) -> Self {
+        ResponseBody {
+            inner: RespInner::Full(Some(b)),
+            sent: 0,
+            complete: false,
+            on_done: None,
+        }
+    }
+
+    pub fn upstream(body: Incoming, deadline: Duration) -> Self {
+        ResponseBody {
+            inner: RespInner::Upstream {
+                body,
+                deadline: Box::pin(sleep(deadline)),
+            },
+            sent: 0,
+            complete: false,
+            on_done: None,
+        }
+    }
+
+    /// Registers the single exit hook (audit record + metrics).
+    pub fn set_on_done(&mut self, d: Box<dyn OnDone>) {
+        self.on_done = Some(d);
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(d) = self.on_done.take() {
+            let complete = self.complete || self.is_end_stream();
+            d.done(self.sent, complete);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.inner {
+            RespInner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RespInner::Upstream { body, deadline } => {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(BodyError::ResponseTimedOut.into())));
+                }
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                    Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            RespInner::Full(b) => b.is_none(),
+            RespInner::Upstream { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            RespInner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RespInner::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}

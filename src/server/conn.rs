@@ -1,0 +1,127 @@
+//! One client connection: the TLS handshake under its deadline, then
+//! HTTP/1.1 or HTTP/2 (by ALPN) through hyper-util's auto builder, with a
+//! watchdog that closes the connection when it has been idle too long or
+//! when the gateway drains.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::context::{Activity, ConnInfo};
+use crate::gateway::Gateway;
+use crate::pipeline;
+
+use super::listener::ConnGuard;
+use super::tls::version_name;
+
+/// The HTTP server settings derived from the config (built once per snapshot).
+pub fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.timeouts.request_header)
+        .max_buf_size(cfg.limits.max_header_bytes.max(8192))
+        .max_headers(cfg.limits.max_headers)
+        .keep_alive(true)
+        .half_close(false);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.limits.max_h2_streams)
+        .max_header_list_size(cfg.limits.max_header_bytes as u32)
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// Serves one accepted TCP connection to completion.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mut drain: watch::Receiver<bool>,
+    _guard: ConnGuard,
+) {
+    let snap = gw.current_full();
+    let acceptor = TlsAcceptor::from(snap.config.tls.clone());
+    let tls = match tokio::time::timeout(
+        snap.config.timeouts.tls_handshake,
+        acceptor.accept(tcp),
+    )
+    .await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            gw.observer.tls_failure();
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            gw.observer.tls_failure();
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let (_, session) = tls.get_ref();
+    let info = Arc::new(ConnInfo {
+        peer,
+        peer_header: HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown")),
+        tls_version: version_name(session.protocol_version()),
+        sni: session.server_name().map(Arc::from),
+        h2: session.alpn_protocol() == Some(b"h2"),
+        activity: Activity::new(),
+    });
+    let idle = snap.config.timeouts.idle;
+    let builder = snap.http.clone();
+    drop(snap);
+
+    let svc_info = info.clone();
+    let svc = service_fn(move |req| {
+        let gw = gw.clone();
+        let info = svc_info.clone();
+        async move { Ok::<_, Infallible>(pipeline::handle(gw, info, req).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+    tokio::pin!(conn);
+
+    let mut draining = *drain.borrow();
+    if draining {
+        conn.as_mut().graceful_shutdown();
+    }
+    let mut tick = tokio::time::interval(idle / 4);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = drain.changed(), if !draining => {
+                // a closed channel means the gateway is gone: drain too
+                let _ = changed;
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick(), if !draining => {
+                if info.activity.idle_for().is_some_and(|d| d >= idle) {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

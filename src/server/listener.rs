@@ -1,0 +1,150 @@
+//! The accept loop: caps connections (total and per client IP), survives
+//! accept errors (EMFILE/ENFILE: log, back off, recover), spawns one task
+//! per connection (the handshake runs in that task, never in the loop),
+//! and drains gracefully: stop accepting, ask every connection to finish
+//! its in-flight requests, wait up to the drain timeout.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use crate::gateway::Gateway;
+
+/// Open-connection accounting.
+pub struct ConnTracker {
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    idle: Notify,
+}
+
+impl ConnTracker {
+    pub fn new() -> Arc<Self> {
+        Arc::new(ConnTracker {
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            idle: Notify::new(),
+        })
+    }
+
+    /// Open connections now.
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Admits a connection from `ip` if both caps allow it.
+    fn try_admit(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Option<ConnGuard> {
+        let ip = crate::net::canonical(ip);
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total.load(Ordering::Relaxed) >= max_total {
+            return None;
+        }
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= max_per_ip {
+            return None;
+        }
+        *n += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(ConnGuard {
+            tracker: self.clone(),
+            ip,
+        })
+    }
+
+    /// Waits until no connection is open.
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.open() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Held by a connection task; releases its slot on drop.
+pub struct ConnGuard {
+    tracker: Arc<ConnTracker>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut per_ip = self.tracker.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        if self.tracker.total.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.tracker.idle.notify_waiters();
+        }
+    }
+}
+
+/// True for accept errors caused by resource exhaustion, where retrying
+/// at once would spin.
+fn is_exhaustion(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 /* ENFILE */) | Some(24 /* EMFILE */) | Some(12 /* ENOMEM */) | Some(105 /* ENOBUFS */))
+}
+
+/// Accepts until `shutdown` resolves, then drains.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    tracker: Arc<ConnTracker>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (drain_tx, drain_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                backoff = Duration::from_millis(10);
+                let limits = gw.current().config.limits;
+                let Some(guard) =
+                    tracker.try_admit(peer.ip(), limits.max_connections, limits.max_connections_per_ip)
+                else {
+                    gw.observer.conn_refused();
+                    drop(tcp);
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(super::conn::serve(
+                    gw.clone(),
+                    tcp,
+                    peer,
+                    drain_rx.clone(),
+                    guard,
+                ));
+            }
+            Err(e) if is_exhaustion(&e) => {
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed: out of resources; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                // per-connection errors (ECONNABORTED and the like): keep going
+                tracing::debug!(error = %e, "accept failed");
+            }
+        }
+    }
+    drop(listener);
+    let drain = gw.current().config.timeouts.drain;
+    tracing::info!(open = tracker.open(), "draining connections");
+    let _ = drain_tx.send(true);
+    if tokio::time::timeout(drain, tracker.wait_idle()).await.is_err() {
+        tracing::warn!(open = tracker.open(), "drain timeout reached; closing remaining connections");
+    }
+}

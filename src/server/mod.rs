@@ -1,0 +1,5 @@
+//! The client side: TLS config, the accept loop and per-connection serving.
+
+pub mod conn;
+pub mod listener;
+pub mod tls;

@@ -1,0 +1,67 @@
+//! Sending one authorized request to one node, under the connect and
+//! response-head deadlines, and classifying failures by who is at fault:
+//! a request body that broke the limits is the client's (413/408), a
+//! refused or reset connection is 502, a timeout is 504, a node speaking
+//! something other than HTTP is 502.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::body::{BodyEnd, RequestBody, Tally};
+use crate::error::Reject;
+
+use super::client::HttpClient;
+
+/// Sends `req` and waits for the response head at most `deadline`.
+pub async fn send(
+    client: &HttpClient,
+    req: Request<RequestBody>,
+    deadline: Duration,
+    tally: Option<&Tally>,
+) -> Result<Response<Incoming>, Reject> {
+    match tokio::time::timeout(deadline, client.request(req)).await {
+        Err(_) => Err(Reject::UpstreamTimeout),
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(classify(&e, tally)),
+    }
+}
+
+/// Maps a client error to the [`Reject`] the caller sees.
+pub fn classify(e: &hyper_util::client::legacy::Error, tally: Option<&Tally>) -> Reject {
+    match tally.map(Tally::end) {
+        Some(BodyEnd::TooLarge) => return Reject::PayloadTooLarge,
+        Some(BodyEnd::TimedOut) => return Reject::RequestTimeout,
+        Some(BodyEnd::ClientError) => {
+            return Reject::BadRequest {
+                code: "request_body_error",
+                description: "the request body could not be read",
+            }
+        }
+        Some(BodyEnd::Open) | Some(BodyEnd::Complete) | None => {}
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    let mut timed_out = false;
+    let mut protocol = false;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            protocol |= h.is_parse() || h.is_parse_status() || h.is_parse_too_large();
+            timed_out |= h.is_timeout();
+        }
+        // the connector reports its own deadline as a plain error message
+        timed_out |= s.to_string().contains("timed out");
+        source = s.source();
+    }
+    if timed_out {
+        Reject::UpstreamTimeout
+    } else if protocol {
+        Reject::UpstreamProtocol
+    } else {
+        Reject::UpstreamUnreachable
+    }
+}

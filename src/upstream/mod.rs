@@ -1,0 +1,8 @@
+//! Everything towards the cluster nodes: the pooled client, node
+//! selection, header rewriting and sending. The pipeline decides *whether*
+//! to forward; this module only decides *how*.
+
+pub mod balance;
+pub mod client;
+pub mod forward;
+pub mod headers;
