@@ -1,0 +1,265 @@
+//! Shared test harness: a per-run PKI (rcgen), the simulated cluster, the
+//! gateway started in-process from a real config file on 127.0.0.1:0, and
+//! TLS clients (HTTP/1.1, h2, raw bytes) that trust the test CA.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use regate::pki::{PkiFiles, TestPki};
+use regate::sim::{self, SimCluster, SimOptions, SimTls};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const ADMIN: (&str, &str) = ("admin@redis.local", "admin123");
+pub const VIEWER: (&str, &str) = ("viewer@redis.local", "viewer123");
+
+/// One test world: PKI, cluster, gateway.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub pki: TestPki,
+    pub files: PkiFiles,
+    pub cluster: SimCluster,
+    pub gateway: regate::Running,
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+}
+
+/// Extra TOML appended to the generated config (sections or keys).
+#[derive(Default, Clone)]
+pub struct Setup {
+    pub nodes: usize,
+    pub extra: String,
+    pub sim: Option<SimOptions>,
+}
+
+impl World {
+    pub async fn start() -> World {
+        Self::with(Setup::default()).await
+    }
+
+    pub async fn with(setup: Setup) -> World {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::generate().unwrap();
+        let files = pki.write_to(dir.path()).unwrap();
+        let mut opts = setup.sim.clone().unwrap_or_default();
+        opts.nodes = if setup.nodes == 0 { 1 } else { setup.nodes };
+        opts.tls = Some(SimTls {
+            cert_pem: pki.cert_pem.clone(),
+            key_pem: pki.key_pem.clone(),
+        });
+        let cluster = sim::start(opts).await.unwrap();
+        let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n\n{}\n",
+            nodes.join(", "),
+            setup.extra
+        );
+        let config_path = dir.path().join("regate.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let cfg = match regate::config::load(&config_path) {
+            Ok(c) => c,
+            Err(e) => panic!("test config invalid: {e:?}"),
+        };
+        let gateway = regate::start(cfg).await.unwrap();
+        let addr = gateway.addr;
+        World {
+            dir,
+            pki,
+            files,
+            cluster,
+            gateway,
+            addr,
+            config_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.addr.port(), path)
+    }
+
+    /// A client trusting the test CA; `h2` forces HTTP/2 via ALPN.
+    pub fn client(&self, h2: bool) -> TestClient {
+        TestClient::new(&self.pki.ca_pem, h2)
+    }
+
+    /// Opens a TLS connection for raw HTTP/1.1 bytes.
+    pub async fn raw(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        raw_tls(&self.pki.ca_pem, self.addr).await
+    }
+
+    pub fn node(&self, i: usize) -> &sim::SimNode {
+        &self.cluster.nodes()[i]
+    }
+
+    /// All requests the cluster's nodes received.
+    pub fn upstream_requests(&self) -> Vec<sim::RecordedRequest> {
+        self.cluster
+            .nodes()
+            .iter()
+            .flat_map(|n| n.requests())
+            .collect()
+    }
+}
+
+pub fn client_tls(ca_pem: &str, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    cfg
+}
+
+pub async fn raw_tls(ca_pem: &str, addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let cfg = client_tls(ca_pem, &[b"http/1.1"]);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Sends raw bytes and reads until the server closes or `timeout` passes.
+pub async fn raw_exchange(
+    stream: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    bytes: &[u8],
+    timeout: std::time::Duration,
+) -> (String, bool) {
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    let closed = loop {
+        match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+pub struct TestClient {
+    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    pub version: http::Version,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+}
+
+pub fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+impl TestClient {
+    pub fn new(ca_pem: &str, h2: bool) -> TestClient {
+        let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
+        let tls = client_tls(ca_pem, alpn);
+        let b = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only();
+        let connector = if h2 {
+            b.enable_http2().build()
+        } else {
+            b.enable_http1().build()
+        };
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.http2_only(h2);
+        TestClient {
+            inner: builder.build(connector),
+        }
+    }
+
+    pub async fn send(&self, req: http::Request<Full<Bytes>>) -> Reply {
+        let resp = self.inner.request(req).await.unwrap();
+        let version = resp.version();
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            version,
+        }
+    }
+
+    /// GET with Basic credentials.
+    pub async fn get(&self, url: &str, who: (&str, &str)) -> Reply {
+        let req = http::Request::get(url)
+            .header("authorization", basic(who.0, who.1))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// A request with method, credentials, extra headers and a body.
+    pub async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        who: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let mut b = http::Request::builder().method(method).uri(url);
+        if let Some((u, p)) = who {
+            b = b.header("authorization", basic(u, p));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
+            .await
+    }
+}
+
+/// Resident set size of this process, in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+impl TestClient {
+    /// Sends without collecting the body.
+    pub async fn raw_request(
+        &self,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        self.inner.request(req).await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,124 @@
+//! The real binary: `check-config` names the broken key and exits 64;
+//! `run` drains in-flight requests on SIGTERM and exits 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use regate::sim::{self, Mode, SimOptions, SimTls};
+
+const BIN: &str = env!("CARGO_BIN_EXE_regate");
+
+fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    let p = dir.join("regate.toml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn check(path: &std::path::Path) -> (i32, String) {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n[upstream]\nnodes = [\"https://127.0.0.1:1\"]\nca = \"ca.pem\"\n";
+
+#[test]
+fn check_config_names_the_broken_key() {
+    let dir = tempfile::tempdir().unwrap();
+    regate::pki::TestPki::generate()
+        .unwrap()
+        .write_to(dir.path())
+        .unwrap();
+    let p = write_config(dir.path(), GOOD);
+    assert_eq!(check(&p).0, 0);
+
+    for (broken, key) in [
+        (GOOD.replace("listen =", "lisen ="), "server.lisen"),
+        (GOOD.replace("127.0.0.1:0", "not-an-address"), "server.listen"),
+        (GOOD.replace("server.pem", "missing.pem"), "tls.cert"),
+        (GOOD.replace("server.key", "ca.pem"), "tls.key"),
+        (GOOD.replace("https://127.0.0.1:1", "ftp://x"), "upstream.nodes[0]"),
+        (GOOD + "[timeouts]\nidle = \"forever\"\n", "timeouts.idle"),
+    ] {
+        let p = write_config(dir.path(), &broken);
+        let (code, stderr) = check(&p);
+        assert_eq!(code, 64, "{key}: {stderr}");
+        assert!(stderr.contains(key), "expected `{key}` in: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line per problem: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = regate::pki::TestPki::generate().unwrap();
+    pki.write_to(dir.path()).unwrap();
+    let cluster = sim::start(SimOptions {
+        nodes: 1,
+        tls: Some(SimTls {
+            cert_pem: pki.cert_pem.clone(),
+            key_pem: pki.key_pem.clone(),
+        }),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let cfg = GOOD.replace("https://127.0.0.1:1", &cluster.urls()[0]);
+    let path = write_config(dir.path(), &cfg);
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the bound address is logged: "regate listening addr=127.0.0.1:PORT"
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("no listen line");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let url = format!("https://localhost:{}/v1/bdbs", addr.rsplit(':').next().unwrap());
+
+    cluster.nodes()[0].set_mode(Mode::SlowHead(Duration::from_millis(1500)));
+    let client = std::sync::Arc::new(TestClient::new(&pki.ca_pem, false));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (c, u) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move { c.get(&u, ADMIN).await.status }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200, "an in-flight request was lost");
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(cluster.nodes()[0].request_count(), 10);
+}

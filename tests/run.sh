@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run calls it).
+# Installs what the tests need on a fresh Debian machine, then runs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "tests/run.sh: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import redis_enterprise' 2>/dev/null; then
+  echo "tests/run.sh: installing the redis-enterprise Python client"
+  python3 -m pip install -q redis-enterprise 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages redis-enterprise
+fi
+
+cargo test --locked --all-targets

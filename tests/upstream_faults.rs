@@ -1,0 +1,110 @@
+//! What a client sees when a node misbehaves (SECURITY.md group G):
+//! refused -> 502 at once, slow -> 504 at the deadline, garbage -> 502,
+//! a node outside an active cluster -> its own 503 passes through.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use regate::sim::Mode;
+
+fn fast_timeouts() -> Setup {
+    Setup {
+        extra: "[timeouts]\nupstream_response = \"1s\"\nupstream_body = \"2s\"\n".into(),
+        ..Setup::default()
+    }
+}
+
+#[tokio::test]
+async fn node_down_gives_502_quickly() {
+    let w = World::with(fast_timeouts()).await;
+    w.node(0).set_mode(Mode::Down);
+    let t = Instant::now();
+    let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error_code"], "upstream_unreachable");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    // recovers once the node is back
+    w.node(0).set_mode(Mode::Normal);
+    let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn slow_node_gives_504_at_the_deadline() {
+    let w = World::with(fast_timeouts()).await;
+    w.node(0).set_mode(Mode::SlowHead(Duration::from_secs(5)));
+    let t = Instant::now();
+    let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error_code"], "upstream_timeout");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
+}
+
+#[tokio::test]
+async fn garbage_and_resets_give_502() {
+    let w = World::with(fast_timeouts()).await;
+    for mode in [Mode::Garbage, Mode::Reset, Mode::Close, Mode::BadCl] {
+        w.node(0).set_mode(mode.clone());
+        let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
+        assert_eq!(r.status, 502, "{mode:?}: {}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+#[tokio::test]
+async fn not_in_active_cluster_503_passes_through() {
+    let w = World::start().await;
+    w.node(0).set_mode(Mode::NotInCluster);
+    let r = w.client(true).get(&w.url("/v1/bdbs"), ADMIN).await;
+    assert_eq!(r.status, 503);
+    assert!(r.json()["error_code"].is_string());
+}
+
+#[tokio::test]
+async fn round_robin_spreads_and_skips_a_dead_node() {
+    let w = World::with(Setup {
+        nodes: 3,
+        ..Setup::default()
+    })
+    .await;
+    let c = w.client(false);
+    for _ in 0..6 {
+        assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
+    }
+    for i in 0..3 {
+        assert_eq!(w.node(i).request_count(), 2, "node {i}");
+    }
+    w.node(1).set_mode(Mode::Down);
+    let mut ok = 0;
+    for _ in 0..9 {
+        if c.get(&w.url("/v1/bdbs"), ADMIN).await.status == 200 {
+            ok += 1;
+        }
+    }
+    // at most the first request that hit the dead node fails; then it is skipped
+    assert!(ok >= 8, "only {ok} of 9 succeeded");
+}
+
+#[tokio::test]
+async fn trickling_body_is_cut_by_the_total_deadline() {
+    let w = World::with(fast_timeouts()).await;
+    w.node(0).set_mode(Mode::SlowBody);
+    let c = w.client(false);
+    let t = Instant::now();
+    let req = http::Request::get(w.url("/v1/bdbs"))
+        .header("authorization", basic(ADMIN.0, ADMIN.1))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    // the head may arrive; the body must be aborted, not completed
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        let resp = c.raw_request(req).await?;
+        use http_body_util::BodyExt;
+        resp.into_body().collect().await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await
+    .expect("the gateway must cut the trickle");
+    assert!(outcome.is_err(), "a trickled body must not complete");
+    assert!(t.elapsed() < Duration::from_secs(6));
+}
