@@ -316,3 +316,105 @@ fn parse_chunk_size(s: &[u8]) -> Option<u64> {
 fn invalid(why: &'static str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, why)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Head {
+        parse_head(raw.as_bytes())
+    }
+
+    #[test]
+    fn keeps_target_and_headers_verbatim() {
+        let h = head("GET /v1/bdbs?dry_run&extra_info_keys=a&extra_info_keys=b HTTP/1.1\r\nHost: x\r\nX-A:  1 \r\nx-a: 2\r\n\r\n");
+        assert_eq!(h.defect, None);
+        assert_eq!(
+            h.target,
+            "/v1/bdbs?dry_run&extra_info_keys=a&extra_info_keys=b"
+        );
+        let names: Vec<&str> = h.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Host", "X-A", "x-a"]);
+        assert_eq!(
+            h.header_all("x-a").collect::<Vec<_>>(),
+            [&b"1"[..], &b"2"[..]]
+        );
+    }
+
+    #[test]
+    fn defects_are_recorded_not_dropped() {
+        for raw in [
+            "GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
+            "GET /x HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+            "GET /x HTTP/1.1\r\n\r\n",
+            "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET /x HTTP/2.0\r\nHost: a\r\n\r\n",
+            "GET  /x HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /x HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+        ] {
+            let h = head(raw);
+            assert!(h.defect.is_some(), "{raw:?}");
+            assert!(!h.method.is_empty(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn framing_rules() {
+        let f =
+            |extra: &str| head(&format!("POST /x HTTP/1.1\r\nHost: x\r\n{extra}\r\n")).framing();
+        assert_eq!(f(""), Ok(Framing::Empty));
+        assert_eq!(f("Content-Length: 5\r\n"), Ok(Framing::Length(5)));
+        assert_eq!(f("Transfer-Encoding: Chunked\r\n"), Ok(Framing::Chunked));
+        for bad in [
+            "Content-Length: 3\r\nContent-Length: 3\r\n",
+            "Content-Length: +3\r\n",
+            "Content-Length: 0x3\r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length: 99999999999999999999\r\n",
+            "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked, identity\r\n",
+            "Transfer-Encoding: xchunked\r\n",
+        ] {
+            assert!(f(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_body_and_pipelining() {
+        let raw = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(raw).await.unwrap();
+        let mut conn = Http1Conn::new(server);
+        let h = conn.read_head().await.unwrap().unwrap();
+        let mut tap = BodyTap::default();
+        conn.read_body(h.framing().unwrap(), &mut tap)
+            .await
+            .unwrap();
+        assert_eq!(tap.prefix(), b"abcde");
+        let next = conn.read_head().await.unwrap().unwrap();
+        assert_eq!(next.target, "/b");
+    }
+
+    #[tokio::test]
+    async fn bad_chunks_fail() {
+        for body in [
+            "FFFFFFFFFFFFFFFFF1\r\n",
+            "3\r\nabcdef\r\n0\r\n\r\n",
+            "-1\r\n",
+        ] {
+            let raw =
+                format!("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+            let (mut client, server) = tokio::io::duplex(1024);
+            client.write_all(raw.as_bytes()).await.unwrap();
+            drop(client);
+            let mut conn = Http1Conn::new(server);
+            let h = conn.read_head().await.unwrap().unwrap();
+            let mut tap = BodyTap::default();
+            assert!(
+                conn.read_body(Framing::Chunked, &mut tap).await.is_err(),
+                "{body:?}"
+            );
+            assert_eq!(h.framing(), Ok(Framing::Chunked));
+        }
+    }
+}

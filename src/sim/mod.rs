@@ -25,6 +25,8 @@ mod record;
 mod reply;
 mod routes;
 mod users;
+#[cfg(test)]
+mod wire_tests;
 
 use std::sync::Arc;
 
