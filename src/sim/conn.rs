@@ -73,7 +73,11 @@ pub(crate) async fn serve<S: Transport>(io: S, node: Arc<NodeShared>) {
         }
         let head_only = head.method == "HEAD";
         let keep_alive = head.keep_alive();
-        let (mode, reply) = call_reply;
+        let (mode, mut reply) = call_reply;
+        if keep_alive && head.version == "HTTP/1.0" {
+            // HTTP/1.0 clients close unless told otherwise (ab -k).
+            reply = reply.with_header("Connection", "keep-alive");
+        }
         let io = &mut conn.io;
         let written = match mode {
             Mode::Normal | Mode::NotInCluster | Mode::Status(_) => {

@@ -102,12 +102,21 @@ pub(crate) async fn write<S: AsyncWrite + Unpin>(
     head_only: bool,
     close: bool,
 ) -> std::io::Result<()> {
-    io.write_all(&reply.head_bytes(close)).await?;
-    if !head_only {
-        match &reply.payload {
-            Payload::Static(b) => io.write_all(b).await?,
-            Payload::Owned(b) => io.write_all(b).await?,
-            Payload::Generated(n) => debuginfo::write(io, *n).await?,
+    let mut out = reply.head_bytes(close);
+    match (&reply.payload, head_only) {
+        (_, true) => io.write_all(&out).await?,
+        // One write for head and body: one packet for small answers.
+        (Payload::Static(b), false) => {
+            out.extend_from_slice(b);
+            io.write_all(&out).await?;
+        }
+        (Payload::Owned(b), false) => {
+            out.extend_from_slice(b);
+            io.write_all(&out).await?;
+        }
+        (Payload::Generated(n), false) => {
+            io.write_all(&out).await?;
+            debuginfo::write(io, *n).await?;
         }
     }
     io.flush().await

@@ -107,6 +107,20 @@ async fn absolute_form_head_and_expect_continue() {
 }
 
 #[tokio::test]
+async fn http10_keep_alive_is_explicit() {
+    let sim = plain().await;
+    let req = |conn: &str| format!("GET /v1/cluster HTTP/1.0\r\n{}{conn}\r\n", auth());
+    let out = text(
+        &exchange(&sim, req("Connection: keep-alive\r\n").as_bytes())
+            .await
+            .unwrap(),
+    );
+    assert!(out.contains("Connection: keep-alive\r\n"), "{out}");
+    let out = text(&exchange(&sim, req("").as_bytes()).await.unwrap());
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+}
+
+#[tokio::test]
 async fn fault_bytes_on_the_wire() {
     let sim = plain().await;
     let req = format!("GET /v1/bdbs HTTP/1.1\r\nHost: x\r\n{}\r\n", auth());
