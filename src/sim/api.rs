@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::debuginfo;
 use super::fixtures;
-use super::http1::Head;
+use super::head::Head;
 use super::ids::{access_token, action_uid};
 use super::reply::{Payload, Reply};
 use super::routes::{self, Lookup, Matched};

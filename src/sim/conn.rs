@@ -41,7 +41,7 @@ pub(crate) async fn serve<S: Transport>(io: S, node: Arc<NodeShared>) {
         let mut tap = BodyTap::default();
         let mut body_ok = true;
         if let (None, Ok(framing)) = (head.defect, framing) {
-            if head.expects_continue() && framing != super::http1::Framing::Empty {
+            if head.expects_continue() && framing != super::head::Framing::Empty {
                 body_ok = conn
                     .write_flush(b"HTTP/1.1 100 Continue\r\n\r\n")
                     .await

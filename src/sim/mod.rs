@@ -18,6 +18,7 @@ mod conn;
 mod debuginfo;
 mod faults;
 mod fixtures;
+mod head;
 mod http1;
 mod ids;
 mod node;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
-use super::http1::Head;
+use super::head::Head;
 use super::ids::hex;
 
 /// How many leading body bytes a record keeps.
