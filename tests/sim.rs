@@ -171,6 +171,48 @@ async fn fixtures_are_served_verbatim_over_tls() {
 }
 
 #[tokio::test]
+async fn tls12_and_alpn_http11_are_offered() {
+    let pki = TestPki::generate().unwrap();
+    let tls = SimTls {
+        cert_pem: pki.cert_pem.clone(),
+        key_pem: pki.key_pem.clone(),
+    };
+    let cluster = sim::start(SimOptions {
+        nodes: 1,
+        tls: Some(tls),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(cluster.nodes()[0].addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (_, session) = tls.get_ref();
+    assert_eq!(
+        session.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert_eq!(session.alpn_protocol(), Some(&b"http/1.1"[..]));
+}
+
+#[tokio::test]
 async fn basic_auth_is_required() {
     let sim = tls_sim(SimOptions::default()).await;
     for auth in [
