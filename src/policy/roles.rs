@@ -125,16 +125,15 @@ impl RoleTable {
         let builtin_count = roles.len();
         let mut seen = HashSet::new();
         for (i, c) in custom.iter().enumerate() {
+            // Checked before the rest so a broken first definition still
+            // makes the second one a duplicate.
+            let duplicate = !seen.insert(c.name.as_str());
             match compile_custom(i, c, &roles[..builtin_count], perms) {
-                Ok(role) => {
-                    if !seen.insert(c.name.clone()) {
-                        errors.push(ConfigError::new(
-                            format!("roles[{i}].name"),
-                            format!("role '{}' defined twice", c.name),
-                        ));
-                    }
-                    roles.push(role);
-                }
+                Ok(role) if !duplicate => roles.push(role),
+                Ok(_) => errors.push(ConfigError::new(
+                    format!("roles[{i}].name"),
+                    format!("role '{}' defined twice", c.name),
+                )),
                 Err(mut e) => errors.append(&mut e),
             }
         }
