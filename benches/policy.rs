@@ -148,6 +148,24 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    let mut g = c.benchmark_group("policy_decision_single");
+    let viewer = principal("db_viewer");
+    g.bench_function("permit_get_bdb", |b| {
+        b.iter(|| {
+            let path = canonicalize(black_box("/v1/bdbs/1")).ok()?;
+            let hit = policy.resolve(&Method::GET, &path, None).ok()?;
+            policy.authorize(&hit, &viewer).ok()
+        })
+    });
+    g.bench_function("deny_delete_bdb", |b| {
+        b.iter(|| {
+            let path = canonicalize(black_box("/v1/bdbs/1")).ok()?;
+            let hit = policy.resolve(&Method::DELETE, &path, None).ok()?;
+            policy.authorize(&hit, &viewer).err()
+        })
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("canonicalize");
     g.bench_function("clean", |b| {
         b.iter(|| canonicalize(black_box("/v1/bdbs/stats/last/1")).is_ok())

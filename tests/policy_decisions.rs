@@ -36,6 +36,13 @@ fn status(policy: &Policy, method: Method, path: &str, p: &Principal) -> Result<
 }
 
 #[test]
+fn policy_and_permit_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Policy>();
+    send_sync::<regate::policy::Permit>();
+}
+
+#[test]
 fn literal_segments_win_over_parameters() {
     let policy = Policy::builtin().unwrap();
     let cases = [

@@ -37,27 +37,39 @@ fn bad(description: &'static str) -> Reject {
 }
 
 /// Bytes that may appear literally in a canonical segment: RFC 3986
-/// `pchar` minus `%` and minus `;` (we refuse path parameters).
+/// `pchar` minus `%` and minus `;` (we refuse path parameters). A table,
+/// because this runs on every byte of every path.
+const LITERAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
+        b += 1;
+    }
+    t
+};
+
 fn is_literal(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b'='
-                | b':'
-                | b'@'
-        )
+    LITERAL[usize::from(b)]
 }
 
 /// Why a raw (not encoded) byte is refused.
@@ -114,9 +126,7 @@ pub fn canonicalize(raw: &str) -> Result<Cow<'_, str>, Reject> {
     // Fast path: no escapes, so every segment is already in canonical form
     // once it passes the checks; nothing is allocated.
     if !body.contains('%') {
-        for seg in body.split('/') {
-            check_plain_segment(seg)?;
-        }
+        check_plain(body)?;
         return Ok(if stripped {
             Cow::Owned(format!("/{body}"))
         } else {
@@ -153,12 +163,18 @@ fn check_dot_or_empty(seg: &[u8]) -> Result<(), Reject> {
     }
 }
 
-fn check_plain_segment(seg: &str) -> Result<(), Reject> {
-    check_dot_or_empty(seg.as_bytes())?;
-    match seg.bytes().find(|&b| !is_literal(b)) {
-        Some(b) => Err(bad(raw_refusal(b))),
-        None => Ok(()),
+/// Checks an escape-free path body (without its leading `/`) in one pass.
+fn check_plain(body: &str) -> Result<(), Reject> {
+    let mut start = 0;
+    for (i, &b) in body.as_bytes().iter().enumerate() {
+        if b == b'/' {
+            check_dot_or_empty(&body.as_bytes()[start..i])?;
+            start = i + 1;
+        } else if !is_literal(b) {
+            return Err(bad(raw_refusal(b)));
+        }
     }
+    check_dot_or_empty(&body.as_bytes()[start..])
 }
 
 /// Decodes one segment into `out` (cleared first), refusing what the

@@ -34,6 +34,7 @@ pub use routes::ApiVersion;
 pub use self_service::check_self_username;
 
 use crate::config::ConfigError;
+use crate::context::Principal;
 use crate::error::Reject;
 use roles::{Permissions, RoleTable};
 use routes::{Route, RouteTable};
@@ -200,8 +201,6 @@ impl Policy {
         decide::authorize(&self.roles, m, who)
     }
 }
-
-use crate::context::Principal;
 
 fn build_route(
     spec: &profile::RouteSpec,
