@@ -85,8 +85,11 @@ impl Authenticator {
         };
         let path = fs.path().to_path_buf();
         let weak = Arc::downgrade(&self.inner);
+        // Taken before spawning, so an edit right after this call is seen.
+        let mut last = std::fs::metadata(&path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()));
         Some(tokio::spawn(async move {
-            let mut last = file_stamp(&path).await;
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
