@@ -75,7 +75,7 @@ impl Cluster {
     }
 
     fn answer(&self, req: &http::request::Parts) -> Response<Full<Bytes>> {
-        let creds = self.check(&req);
+        let creds = self.check(req);
         let is_service = creds
             .as_ref()
             .is_some_and(|(u, p)| (u.as_str(), p.as_str()) == SERVICE);
