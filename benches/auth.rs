@@ -47,7 +47,9 @@ fn bench_auth(c: &mut Criterion) {
     g.bench_function("cached_authenticate", |b| {
         b.iter(|| rt.block_on(auth.authenticate(black_box(&h), IP)).unwrap())
     });
-    g.bench_function("parse_basic", |b| b.iter(|| parse_basic(black_box(&h)).unwrap()));
+    g.bench_function("parse_basic", |b| {
+        b.iter(|| parse_basic(black_box(&h)).unwrap())
+    });
     let stored = StoredHash::parse(&bcrypt10).unwrap();
     g.sample_size(10);
     g.bench_function("bcrypt_cost10_verify", |b| {

@@ -212,3 +212,13 @@ async fn limits_recover() {
         .await
         .is_ok());
 }
+
+#[test]
+fn the_stage_is_shareable_and_its_future_is_send() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    shareable::<regate::auth::Authenticator>();
+    let f = file_auth(&[ADMIN], NO_LIMITS);
+    let h = basic("admin", "correct-horse");
+    send(&f.auth.authenticate(&h, IP));
+}
