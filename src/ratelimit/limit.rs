@@ -12,7 +12,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::nanos::Nanos;
 use governor::RateLimiter as Governor;
 
-use super::config::QuotaSpec;
+use super::settings::QuotaSpec;
 use super::store::CappedStore;
 use super::verdict::{secs_ceil, Limited};
 

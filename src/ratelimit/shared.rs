@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::config::{QuotaSpec, RedisSettings};
+use super::settings::{QuotaSpec, RedisSettings};
 use super::verdict::{secs_ceil, Limited, Verdict};
 
 /// How long Redis is skipped after a failed call before one probe.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use governor::clock::FakeRelativeClock;
 use http::HeaderMap;
 
-use super::config::{QuotaSpec, RateLimitFile};
+use super::config::RateLimitFile;
 use super::*;
 
 fn spec(count: u32, secs: u64, burst: u32) -> QuotaSpec {
@@ -372,4 +372,31 @@ fn config_errors_name_their_keys() {
     assert!(unknown[0].contains("brust"), "{unknown:?}");
     let backend = parse("[rate_limit]\nbackend = \"memcached\"\n").unwrap_err();
     assert!(backend[0].starts_with("rate_limit.backend"));
+}
+
+#[tokio::test]
+async fn sweeper_runs_under_pressure_and_stops_with_its_limiter() {
+    let mut s = loose();
+    s.per_ip = spec(1, 1, 1);
+    s.max_keys = 100;
+    s.sweep_interval = Duration::from_secs(3600);
+    let (rl, clock) = limiter(s);
+    let rl = std::sync::Arc::new(rl);
+    let task = rl.spawn_sweeper();
+    for i in 0..200u32 {
+        let _ = rl.check_ip(IpAddr::V4(Ipv4Addr::from(i)));
+    }
+    assert_eq!(rl.stats().tracked_keys, 100);
+    clock.advance(Duration::from_secs(3));
+    // The cap was hit: swept within about a second, not after an hour.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while rl.stats().tracked_keys > 0 {
+        assert!(std::time::Instant::now() < deadline, "no sweep");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(rl);
+    tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
