@@ -231,6 +231,10 @@ async fn fail_closed_answers_unavailable_then_recovers() {
         assert!(t.elapsed() < Duration::from_millis(500));
     }
     assert!(a.stats().redis_unavailable >= 5);
+    // A probe abandoned midway (client gone) must not block later probes.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let probe = a.check_request_shared("carol", "r", Class::Read);
+    let _ = tokio::time::timeout(Duration::from_micros(1), probe).await;
     let redis = RedisServer::start(port);
     wait_for_shared(&a).await;
     assert!(a

@@ -105,16 +105,20 @@ impl Shared {
         &self,
         steps: &[Step],
     ) -> Result<Result<Verdict, Limited>, Unanswered> {
-        if self.failing.load(Ordering::Acquire) {
+        // While failing, one request at a time probes; the guard releases
+        // the probe even if the pipeline drops this future midway.
+        let _probe = if self.failing.load(Ordering::Acquire) {
             if self.now_ms() < self.open_until_ms.load(Ordering::Acquire) {
                 return Err(Unanswered::Skipped);
             }
             if self.probing.swap(true, Ordering::AcqRel) {
                 return Err(Unanswered::Skipped);
             }
-        }
+            Some(Probe(&self.probing))
+        } else {
+            None
+        };
         let result = tokio::time::timeout(self.settings.timeout, self.call(steps)).await;
-        self.probing.store(false, Ordering::Release);
         let failure = match result {
             Ok(Ok(values)) => match interpret(steps, &values) {
                 Some(decision) => {
@@ -168,6 +172,15 @@ impl Shared {
                 "redis rate-limit backend failing; applying the fail_closed policy"
             );
         }
+    }
+}
+
+/// Clears the probing flag when the probing request ends, however it ends.
+struct Probe<'a>(&'a AtomicBool);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
