@@ -67,6 +67,7 @@ impl Default for Activity {
     }
 }
 
+
 /// Where an identity was verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentitySource {
