@@ -15,6 +15,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
+pub mod ratelimit;
 pub mod server;
 pub mod sim;
 pub mod upstream;
