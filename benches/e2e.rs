@@ -20,17 +20,17 @@ fn client_tls(ca_pem: &str) -> rustls::ClientConfig {
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()).flatten() {
         let _ = roots.add(c);
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
-type BenchClient =
-    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
+type BenchClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
 
 fn client(ca: &str, h2: bool) -> BenchClient {
     let b = hyper_rustls::HttpsConnectorBuilder::new()
@@ -87,7 +87,10 @@ fn e2e(c: &mut Criterion) {
         (cluster, running)
     });
     let auth = "Basic YWRtaW5AcmVkaXMubG9jYWw6YWRtaW4xMjM="; // admin@redis.local:admin123
-    let direct = format!("{}/v1/bdbs", cluster.urls()[0].replace("127.0.0.1", "localhost"));
+    let direct = format!(
+        "{}/v1/bdbs",
+        cluster.urls()[0].replace("127.0.0.1", "localhost")
+    );
     let via = format!("https://localhost:{}/v1/bdbs", running.addr.port());
 
     let mut g = c.benchmark_group("get_v1_bdbs");

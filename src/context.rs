@@ -67,7 +67,6 @@ impl Default for Activity {
     }
 }
 
-
 /// Where an identity was verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentitySource {

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 const EX_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "regate", version, about = "Authenticating TLS gateway for the Redis Enterprise REST API")]
+#[command(
+    name = "regate",
+    version,
+    about = "Authenticating TLS gateway for the Redis Enterprise REST API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +71,10 @@ fn config_failure(file: &std::path::Path, errs: &[regate::config::ConfigError]) 
 }
 
 fn run_runtime(fut: impl std::future::Future<Output = std::io::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("regate: cannot start the runtime: {e}");

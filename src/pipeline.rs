@@ -110,7 +110,12 @@ async fn process(
         let tally = Arc::new(Tally::default());
         ex.tally = Some(tally.clone());
         let t = &snap.config.timeouts;
-        RequestBody::stream(body, snap.config.limits.max_body_bytes, t.request_body, tally)
+        RequestBody::stream(
+            body,
+            snap.config.limits.max_body_bytes,
+            t.request_body,
+            tally,
+        )
     };
     let mut up = Request::new(body);
     *up.method_mut() = parts.method;
@@ -171,8 +176,7 @@ fn screen(req: &Request<Incoming>, snap: &Snapshot) -> Result<(), Reject> {
     if !method_allowed(req.method()) {
         return Err(Reject::MethodNotAllowed);
     }
-    if h.contains_key(header::UPGRADE) || req.extensions().get::<hyper::ext::Protocol>().is_some()
-    {
+    if h.contains_key(header::UPGRADE) || req.extensions().get::<hyper::ext::Protocol>().is_some() {
         return Err(Reject::UpgradeRefused);
     }
     for name in [header::HOST, header::AUTHORIZATION, header::CONTENT_LENGTH] {

@@ -16,7 +16,11 @@ async fn get_over_http1_and_h2_returns_the_fixture() {
         let r = w.client(h2).get(&w.url("/v1/bdbs"), ADMIN).await;
         assert_eq!(r.status, 200, "h2={h2}");
         assert_eq!(r.body.as_ref(), BDBS_FIXTURE, "h2={h2}");
-        let want = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+        let want = if h2 {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
         assert_eq!(r.version, want);
         assert!(r.headers.contains_key("x-request-id"));
     }
@@ -109,7 +113,8 @@ async fn hop_by_hop_and_spoofed_headers_are_stripped() {
          X-HTTP-Method-Override: DELETE\r\nX-Original-URL: /v1/users\r\nr-auth-user: admin\r\n\r\n",
         basic(ADMIN.0, ADMIN.1)
     );
-    let (resp, closed) = raw_exchange(&mut s, req.as_bytes(), std::time::Duration::from_secs(5)).await;
+    let (resp, closed) =
+        raw_exchange(&mut s, req.as_bytes(), std::time::Duration::from_secs(5)).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(closed, "Connection: close must close");
     let reqs = w.upstream_requests();
@@ -138,7 +143,9 @@ async fn tunnels_and_unknown_methods_are_refused() {
     let w = World::start().await;
     let c = w.client(false);
     for (method, want) in [("CONNECT", 405), ("TRACE", 405), ("FOO", 405)] {
-        let r = c.call(method, &w.url("/v1/bdbs"), Some(ADMIN), &[], b"").await;
+        let r = c
+            .call(method, &w.url("/v1/bdbs"), Some(ADMIN), &[], b"")
+            .await;
         assert_eq!(r.status, want, "{method}");
         assert!(r.json()["error_code"].is_string());
     }

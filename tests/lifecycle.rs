@@ -54,11 +54,20 @@ fn check_config_names_the_broken_key() {
 
     for (broken, key) in [
         (GOOD.replace("listen =", "lisen ="), "server.lisen"),
-        (GOOD.replace("127.0.0.1:0", "not-an-address"), "server.listen"),
+        (
+            GOOD.replace("127.0.0.1:0", "not-an-address"),
+            "server.listen",
+        ),
         (GOOD.replace("server.pem", "missing.pem"), "tls.cert"),
         (GOOD.replace("server.key", "ca.pem"), "tls.key"),
-        (GOOD.replace("https://127.0.0.1:1", "ftp://x"), "upstream.nodes[0]"),
-        (format!("{GOOD}[timeouts]\nidle = \"forever\"\n"), "timeouts.idle"),
+        (
+            GOOD.replace("https://127.0.0.1:1", "ftp://x"),
+            "upstream.nodes[0]",
+        ),
+        (
+            format!("{GOOD}[timeouts]\nidle = \"forever\"\n"),
+            "timeouts.idle",
+        ),
     ] {
         let p = write_config(dir.path(), &broken);
         let (code, stderr) = check(&p);
@@ -105,12 +114,17 @@ async fn sigterm_drains_in_flight_requests() {
         }
     });
     let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("no listen line");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no listen line");
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    let url = format!("https://localhost:{}/v1/bdbs", addr.rsplit(':').next().unwrap());
+    let url = format!(
+        "https://localhost:{}/v1/bdbs",
+        addr.rsplit(':').next().unwrap()
+    );
 
     cluster.nodes()[0].set_mode(Mode::SlowHead(Duration::from_millis(1500)));
     let client = std::sync::Arc::new(TestClient::new(&pki.ca_pem, false));

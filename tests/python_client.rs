@@ -29,7 +29,10 @@ async fn python_client_reads_through_the_gateway() {
     std::fs::write(&script, SCRIPT).unwrap();
     let out = tokio::process::Command::new("python3")
         .arg(&script)
-        .env("REDIS_ENTERPRISE_URL", format!("https://localhost:{}", w.addr.port()))
+        .env(
+            "REDIS_ENTERPRISE_URL",
+            format!("https://localhost:{}", w.addr.port()),
+        )
         .env("REDIS_ENTERPRISE_USER", ADMIN.0)
         .env("REDIS_ENTERPRISE_PASSWORD", ADMIN.1)
         .env("REDIS_ENTERPRISE_CA_CERT", &w.files.ca)

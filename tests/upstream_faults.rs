@@ -40,7 +40,10 @@ async fn slow_node_gives_504_at_the_deadline() {
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error_code"], "upstream_timeout");
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
@@ -49,7 +52,12 @@ async fn garbage_and_resets_give_502() {
     for mode in [Mode::Garbage, Mode::Reset, Mode::Close, Mode::BadCl] {
         w.node(0).set_mode(mode.clone());
         let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
-        assert_eq!(r.status, 502, "{mode:?}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            502,
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
     }
 }
 
@@ -101,7 +109,11 @@ async fn trickling_body_is_cut_by_the_total_deadline() {
     let outcome = tokio::time::timeout(Duration::from_secs(10), async {
         let resp = c.raw_request(req).await?;
         use http_body_util::BodyExt;
-        resp.into_body().collect().await.map(|_| ()).map_err(|e| e.to_string())
+        resp.into_body()
+            .collect()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })
     .await
     .expect("the gateway must cut the trickle");

@@ -168,7 +168,10 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
         .map_err(|_| {
             errs.push(ConfigError::new(
                 "server.listen",
-                format!("`{}` is not an address like 0.0.0.0:9443", file.server.listen),
+                format!(
+                    "`{}` is not an address like 0.0.0.0:9443",
+                    file.server.listen
+                ),
             ))
         })
         .ok();
@@ -182,12 +185,17 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
 
     let tls = match &file.tls {
         None => {
-            errs.push(ConfigError::new("tls", "section is required (cert and key)"));
+            errs.push(ConfigError::new(
+                "tls",
+                "section is required (cert and key)",
+            ));
             None
         }
-        Some(t) => crate::server::tls::server_config(&resolve(base, &t.cert), &resolve(base, &t.key))
-            .map_err(|e| errs.push(e))
-            .ok(),
+        Some(t) => {
+            crate::server::tls::server_config(&resolve(base, &t.cert), &resolve(base, &t.key))
+                .map_err(|e| errs.push(e))
+                .ok()
+        }
     };
 
     let upstream = match &file.upstream {
@@ -202,15 +210,17 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
     let limits = validate_limits(&file.limits, &mut errs);
 
     match (listen, tls, upstream, timeouts) {
-        (Some(listen), Some(tls), Some(upstream), Some(timeouts)) if errs.is_empty() => Ok(Config {
-            path: path.to_path_buf(),
-            listen,
-            trusted_proxies: TrustedProxies::new(proxies),
-            tls,
-            upstream,
-            timeouts,
-            limits,
-        }),
+        (Some(listen), Some(tls), Some(upstream), Some(timeouts)) if errs.is_empty() => {
+            Ok(Config {
+                path: path.to_path_buf(),
+                listen,
+                trusted_proxies: TrustedProxies::new(proxies),
+                tls,
+                upstream,
+                timeouts,
+                limits,
+            })
+        }
         _ => Err(errs),
     }
 }
@@ -222,7 +232,10 @@ fn validate_upstream(
 ) -> Option<Upstream> {
     let before = errs.len();
     if u.nodes.is_empty() {
-        errs.push(ConfigError::new("upstream.nodes", "at least one node is required"));
+        errs.push(ConfigError::new(
+            "upstream.nodes",
+            "at least one node is required",
+        ));
     }
     let mut nodes = Vec::new();
     for (i, n) in u.nodes.iter().enumerate() {
@@ -302,10 +315,7 @@ fn parse_node(text: &str) -> Result<Node, String> {
         .cloned()
         .ok_or_else(|| format!("`{text}` has no host"))?;
     if authority.as_str().contains('@') {
-        return Err(format!(
-            "`{}` must not carry credentials",
-            authority.host()
-        ));
+        return Err(format!("`{}` must not carry credentials", authority.host()));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!("`{text}` must not have a path or query"));
@@ -320,7 +330,10 @@ fn parse_node(text: &str) -> Result<Node, String> {
 fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Option<Timeouts> {
     let mut get = |key: &str, v: &str| match parse_duration(v) {
         Ok(d) if d.is_zero() => {
-            errs.push(ConfigError::new(format!("timeouts.{key}"), "must be above zero"));
+            errs.push(ConfigError::new(
+                format!("timeouts.{key}"),
+                "must be above zero",
+            ));
             None
         }
         Ok(d) => Some(d),

@@ -55,11 +55,8 @@ pub async fn serve(
 ) {
     let snap = gw.current_full();
     let acceptor = TlsAcceptor::from(snap.config.tls.clone());
-    let tls = match tokio::time::timeout(
-        snap.config.timeouts.tls_handshake,
-        acceptor.accept(tcp),
-    )
-    .await
+    let tls = match tokio::time::timeout(snap.config.timeouts.tls_handshake, acceptor.accept(tcp))
+        .await
     {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {

@@ -37,7 +37,12 @@ impl ConnTracker {
     }
 
     /// Admits a connection from `ip` if both caps allow it.
-    fn try_admit(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Option<ConnGuard> {
+    fn try_admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Option<ConnGuard> {
         let ip = crate::net::canonical(ip);
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.total.load(Ordering::Relaxed) >= max_total {
@@ -75,7 +80,11 @@ pub struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let mut per_ip = self.tracker.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_ip = self
+            .tracker
+            .per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -91,7 +100,13 @@ impl Drop for ConnGuard {
 /// True for accept errors caused by resource exhaustion, where retrying
 /// at once would spin.
 fn is_exhaustion(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(23 /* ENFILE */) | Some(24 /* EMFILE */) | Some(12 /* ENOMEM */) | Some(105 /* ENOBUFS */))
+    matches!(
+        e.raw_os_error(),
+        Some(23 /* ENFILE */)
+            | Some(24 /* EMFILE */)
+            | Some(12 /* ENOMEM */)
+            | Some(105 /* ENOBUFS */)
+    )
 }
 
 /// Accepts until `shutdown` resolves, then drains.
@@ -113,9 +128,11 @@ pub async fn serve(
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(10);
                 let limits = gw.current().config.limits;
-                let Some(guard) =
-                    tracker.try_admit(peer.ip(), limits.max_connections, limits.max_connections_per_ip)
-                else {
+                let Some(guard) = tracker.try_admit(
+                    peer.ip(),
+                    limits.max_connections,
+                    limits.max_connections_per_ip,
+                ) else {
                     gw.observer.conn_refused();
                     drop(tcp);
                     continue;
@@ -144,7 +161,13 @@ pub async fn serve(
     let drain = gw.current().config.timeouts.drain;
     tracing::info!(open = tracker.open(), "draining connections");
     let _ = drain_tx.send(true);
-    if tokio::time::timeout(drain, tracker.wait_idle()).await.is_err() {
-        tracing::warn!(open = tracker.open(), "drain timeout reached; closing remaining connections");
+    if tokio::time::timeout(drain, tracker.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tracker.open(),
+            "drain timeout reached; closing remaining connections"
+        );
     }
 }

@@ -73,7 +73,10 @@ impl Balancer {
     /// Marks `node` as refusing connections for a while.
     pub fn mark_down(&self, node: NodeIdx) {
         if let Some(d) = self.down_until.get(node) {
-            d.store(self.now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+            d.store(
+                self.now_ms() + DOWN_FOR.as_millis() as u64,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -88,7 +91,9 @@ impl Balancer {
 
     /// Number of nodes currently not marked down.
     pub fn up_count(&self) -> usize {
-        (0..self.down_until.len()).filter(|n| self.is_up(*n)).count()
+        (0..self.down_until.len())
+            .filter(|n| self.is_up(*n))
+            .count()
     }
 }
 

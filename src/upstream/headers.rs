@@ -127,8 +127,7 @@ pub fn valid_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     !b.is_empty()
         && b.len() <= 128
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
@@ -139,7 +138,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         m
     }
@@ -147,7 +149,10 @@ mod tests {
     #[test]
     fn client_cannot_strip_our_headers() {
         let mut h = map(&[
-            ("connection", "close, X-Forwarded-For, X-Request-Id, x-custom"),
+            (
+                "connection",
+                "close, X-Forwarded-For, X-Request-Id, x-custom",
+            ),
             ("x-custom", "1"),
             ("x-forwarded-for", "6.6.6.6"),
             ("te", "trailers"),
@@ -221,6 +226,8 @@ mod tests {
         assert!(valid_request_id(&HeaderValue::from_static("abc-123_x.y:z")));
         assert!(!valid_request_id(&HeaderValue::from_static("")));
         assert!(!valid_request_id(&HeaderValue::from_static("a b")));
-        assert!(!valid_request_id(&HeaderValue::from_str(&"a".repeat(129)).unwrap()));
+        assert!(!valid_request_id(
+            &HeaderValue::from_str(&"a".repeat(129)).unwrap()
+        ));
     }
 }
