@@ -15,20 +15,18 @@ use regate::sim::{self, SimOptions, SimTls};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-fn client_tls(ca_pem: &str, h2: bool) -> rustls::ClientConfig {
+fn client_tls(ca_pem: &str) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()).flatten() {
         let _ = roots.add(c);
     }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+    rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("protocol versions")
     .with_root_certificates(roots)
-    .with_no_client_auth();
-    cfg.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
-    cfg
+    .with_no_client_auth()
 }
 
 type BenchClient =
@@ -36,7 +34,7 @@ type BenchClient =
 
 fn client(ca: &str, h2: bool) -> BenchClient {
     let b = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(client_tls(ca, h2))
+        .with_tls_config(client_tls(ca))
         .https_only();
     let conn = if h2 {
         b.enable_http2().build()

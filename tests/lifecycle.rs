@@ -30,6 +30,16 @@ fn check(path: &std::path::Path) -> (i32, String) {
     )
 }
 
+/// Kills the child if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const GOOD: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n[upstream]\nnodes = [\"https://127.0.0.1:1\"]\nca = \"ca.pem\"\n";
 
 #[test]
@@ -48,7 +58,7 @@ fn check_config_names_the_broken_key() {
         (GOOD.replace("server.pem", "missing.pem"), "tls.cert"),
         (GOOD.replace("server.key", "ca.pem"), "tls.key"),
         (GOOD.replace("https://127.0.0.1:1", "ftp://x"), "upstream.nodes[0]"),
-        (GOOD + "[timeouts]\nidle = \"forever\"\n", "timeouts.idle"),
+        (format!("{GOOD}[timeouts]\nidle = \"forever\"\n"), "timeouts.idle"),
     ] {
         let p = write_config(dir.path(), &broken);
         let (code, stderr) = check(&p);
@@ -76,15 +86,18 @@ async fn sigterm_drains_in_flight_requests() {
     .unwrap();
     let cfg = GOOD.replace("https://127.0.0.1:1", &cluster.urls()[0]);
     let path = write_config(dir.path(), &cfg);
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // the bound address is logged: "regate listening addr=127.0.0.1:PORT"
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -108,14 +121,14 @@ async fn sigterm_drains_in_flight_requests() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200, "an in-flight request was lost");
     }
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = tokio::task::spawn_blocking(move || child.0.wait())
         .await
         .unwrap()
         .unwrap();

@@ -73,7 +73,7 @@ async fn fifty_megabytes_each_way_with_flat_memory() {
     let c = w.client(false);
     assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
 
-    let tls = client_tls(&w.pki.ca_pem, &[b"http/1.1"]);
+    let tls = client_tls(&w.pki.ca_pem, &[]);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()

@@ -32,12 +32,12 @@ pub fn tls_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Config
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ConfigError::new("upstream", e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // ALPN is set by hyper-rustls from the enabled HTTP versions
     Ok(Arc::new(cfg))
 }
 

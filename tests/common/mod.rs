@@ -183,8 +183,8 @@ pub fn basic(user: &str, pass: &str) -> String {
 
 impl TestClient {
     pub fn new(ca_pem: &str, h2: bool) -> TestClient {
-        let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
-        let tls = client_tls(ca_pem, alpn);
+        // hyper-rustls sets ALPN from the enabled versions
+        let tls = client_tls(ca_pem, &[]);
         let b = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only();

@@ -1,0 +1,259 @@
+//! [`Authenticator`]: the authentication stage the pipeline calls. The order
+//! of checks is the point of this file:
+//!
+//! 1. parse the `Authorization` header (cheap, size-checked first);
+//! 2. look the HMAC of the credentials up in the verified-credential cache,
+//!    and accept a hit only if the user's entry is unchanged since (a valid
+//!    user keeps working while someone else burns its failure budget);
+//! 3. refuse throttled IPs and user names **before** any hashing;
+//! 4. verify once per credential even under concurrency (moka coalesces),
+//!    on a blocking thread, under a bound on concurrent verifications;
+//! 5. charge failures, and only failures, to the IP and the user name.
+//!
+//! The identity sources themselves (users file, cluster) are in `source.rs`.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue};
+use tokio::sync::Semaphore;
+
+use super::basic::{parse_basic, Credentials};
+use super::cache::{build_cache, same_user, Keyer, NameKey, Stamp, Verified, VerifiedCache};
+use super::cluster::ClusterClient;
+use super::config::{AuthSettings, SourceSettings};
+use super::source::{ClusterSource, FileSource, Source, VerifyError};
+use super::stats::{AuthStats, FailureReason};
+use super::throttle::{client_key, retry_after_secs, FailureLimiter, DEFAULT_MAX_KEYS};
+use crate::context::{IdentitySource, Principal};
+use crate::error::Reject;
+
+/// The authentication stage. Cheap to clone (one `Arc`); `Send + Sync`.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) source: Source,
+    pub(super) cache: VerifiedCache,
+    keyer: Keyer,
+    per_ip: FailureLimiter<IpAddr>,
+    per_user: FailureLimiter<NameKey>,
+    pub(super) verify_slots: Arc<Semaphore>,
+    pub(super) stats: AuthStats,
+    forward: Option<HeaderValue>,
+}
+
+/// The authenticator cannot be built from these settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("auth.source = \"cluster\" needs the cluster node URLs and TLS settings")]
+    NoClusterClient,
+}
+
+/// Overflow keys of the limiters: no real key equals them (IPv6 keys have a
+/// zero lower half; name keys are HMACs).
+const IP_OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::new(
+    0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
+));
+const NAME_OVERFLOW: NameKey = [0xff; 16];
+
+impl Authenticator {
+    /// Builds the stage. `cluster` is required for `source = "cluster"` and
+    /// ignored otherwise.
+    pub fn new(
+        settings: AuthSettings,
+        cluster: Option<ClusterClient>,
+    ) -> Result<Authenticator, SetupError> {
+        let source = match settings.source {
+            SourceSettings::File { path, table } => {
+                Source::File(FileSource::new(path, table, settings.role_check))
+            }
+            SourceSettings::Cluster(cs) => {
+                let client = cluster.ok_or(SetupError::NoClusterClient)?;
+                Source::Cluster(Box::new(ClusterSource::new(client, cs)))
+            }
+        };
+        let clock = governor::clock::DefaultClock::default();
+        let inner = Inner {
+            source,
+            cache: build_cache(settings.cache_ttl, settings.cache_capacity),
+            keyer: Keyer::random(),
+            per_ip: FailureLimiter::new(
+                settings.failed_per_ip,
+                clock.clone(),
+                IP_OVERFLOW,
+                DEFAULT_MAX_KEYS,
+            ),
+            per_user: FailureLimiter::new(
+                settings.failed_per_user,
+                clock,
+                NAME_OVERFLOW,
+                DEFAULT_MAX_KEYS,
+            ),
+            verify_slots: Arc::new(Semaphore::new(settings.max_concurrent_verifications.max(1))),
+            stats: AuthStats::default(),
+            forward: settings.forward.map(|acc| acc.authorization()),
+        };
+        Ok(Authenticator {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Authenticates a request from its headers and the socket peer's IP
+    /// (never an address taken from headers).
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client_ip: IpAddr,
+    ) -> Result<Principal, Reject> {
+        let inner = &*self.inner;
+        let creds = parse_basic(headers).inspect_err(|r| {
+            let reason = match headers.contains_key(http::header::AUTHORIZATION) {
+                false => FailureReason::Missing,
+                true => FailureReason::of_parse(r),
+            };
+            inner.stats.failure(reason);
+        })?;
+        let key = inner.keyer.credential_key(creds.user(), creds.password());
+
+        if let Some(hit) = inner.cache.get(&key).await {
+            if let Some(p) = self.principal_if_current(&hit, creds.user()) {
+                inner.stats.hit();
+                inner.stats.success();
+                return Ok(p);
+            }
+            inner.cache.invalidate(&key).await;
+        }
+        inner.stats.miss();
+
+        let ip_key = client_key(client_ip);
+        let name_key = inner.keyer.name_key(creds.user());
+        let throttled = [
+            inner.per_ip.check(&ip_key).err(),
+            inner.per_user.check(&name_key).err(),
+        ];
+        if let Some(wait) = throttled.into_iter().flatten().max() {
+            inner.stats.failure(FailureReason::Throttled);
+            return Err(Reject::AuthThrottled {
+                retry_after_secs: retry_after_secs(wait),
+            });
+        }
+
+        let outcome = inner
+            .cache
+            .entry(key)
+            .or_try_insert_with(self.verify(&creds))
+            .await;
+        let failure = match outcome {
+            Ok(entry) => {
+                if !entry.is_fresh() {
+                    inner.stats.coalesce();
+                }
+                match self.principal_if_current(entry.value(), creds.user()) {
+                    Some(p) => {
+                        inner.stats.success();
+                        return Ok(p);
+                    }
+                    // The table changed while we verified: try again later.
+                    None => {
+                        inner.cache.invalidate(&key).await;
+                        VerifyError::NoRole
+                    }
+                }
+            }
+            Err(e) => (*e).clone(),
+        };
+        let (reason, reject) = match failure {
+            VerifyError::Bad => {
+                inner.per_ip.record_failure(&ip_key);
+                inner.per_user.record_failure(&name_key);
+                (FailureReason::BadCredentials, Reject::Unauthorized)
+            }
+            VerifyError::NoRole => (FailureReason::NoRole, Reject::Unauthorized),
+            VerifyError::Unavailable => (FailureReason::Unavailable, Reject::AuthUnavailable),
+            VerifyError::Internal => (FailureReason::Unavailable, Reject::Internal),
+        };
+        inner.stats.failure(reason);
+        tracing::debug!(reason = reason.as_str(), "authentication failed");
+        Err(reject)
+    }
+
+    /// Verifies credentials against the source (cache miss path).
+    async fn verify(&self, creds: &Credentials) -> Result<Arc<Verified>, VerifyError> {
+        match &self.inner.source {
+            Source::File(fs) => fs.verify(&self.inner, creds).await,
+            Source::Cluster(cs) => cs.verify(self, creds).await,
+        }
+    }
+
+    /// The principal for a verification, if the user's entry in the current
+    /// table still matches what was verified.
+    fn principal_if_current(&self, v: &Verified, user: &str) -> Option<Principal> {
+        if !same_user(&v.user, user) {
+            return None;
+        }
+        match (&self.inner.source, &v.stamp) {
+            (Source::File(fs), Stamp::File(hash)) => {
+                let table = fs.table();
+                let entry = table.get(user)?;
+                (entry.hash.as_str() == &**hash).then(|| Principal {
+                    user: entry.name.clone(),
+                    uid: entry.uid,
+                    role: entry.role.clone(),
+                    source: IdentitySource::File,
+                })
+            }
+            (
+                Source::Cluster(cs),
+                Stamp::Cluster {
+                    uid,
+                    password_issue_date,
+                },
+            ) => {
+                let table = cs.table()?;
+                let cu = table.get(user)?;
+                let same = cu.uid == *uid && cu.password_issue_date == *password_issue_date;
+                Some(Principal {
+                    user: cu.login.clone(),
+                    uid: Some(cu.uid),
+                    role: cu.role.clone().filter(|_| same)?,
+                    source: IdentitySource::Cluster,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The stage's counters.
+    pub fn stats(&self) -> &AuthStats {
+        &self.inner.stats
+    }
+
+    /// The `Authorization` the upstream must receive instead of the
+    /// client's (`forward = "service"`), or `None` to pass the client's on.
+    pub fn upstream_authorization(&self) -> Option<HeaderValue> {
+        self.inner.forward.clone()
+    }
+
+    /// The role and uid of a user, for `regate explain --user`.
+    pub fn role_of(&self, user: &str) -> Option<(Arc<str>, Option<u64>)> {
+        match &self.inner.source {
+            Source::File(fs) => fs.table().get(user).map(|e| (e.role.clone(), e.uid)),
+            Source::Cluster(cs) => {
+                let table = cs.table()?;
+                let cu = table.get(user)?;
+                cu.role.clone().map(|r| (r, Some(cu.uid)))
+            }
+        }
+    }
+
+    /// Which identity source this authenticator uses.
+    pub fn identity_source(&self) -> IdentitySource {
+        match self.inner.source {
+            Source::File(_) => IdentitySource::File,
+            Source::Cluster(_) => IdentitySource::Cluster,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Parsing of the HTTP Basic `Authorization` header (RFC 7617) into
+//! [`Credentials`]. Pure and synchronous: no hashing, no lookups. It must
+//! never panic on client bytes, must check the size before decoding, and must
+//! never put the header value or the password into an error or a log.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+
+use crate::error::Reject;
+
+/// Largest `Authorization` value accepted; larger ones get 431 before any
+/// decoding (SECURITY.md C5).
+pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+
+/// A user name and password taken from a Basic `Authorization` header.
+///
+/// `Debug` never shows the password. The user name is kept exactly as sent:
+/// no case folding and no Unicode normalization (SECURITY.md C6).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    user: String,
+    password: String,
+}
+
+impl Credentials {
+    /// Builds credentials directly (tests, the CLI).
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The user name, exact bytes as sent.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The password. Never log it.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Extracts Basic credentials from the request headers.
+///
+/// - no `Authorization` header: [`Reject::Unauthorized`];
+/// - more than one: [`Reject::BadRequest`] (never "take the first", C4);
+/// - a value over [`MAX_AUTHORIZATION_BYTES`]: [`Reject::HeaderTooLarge`],
+///   checked before anything is decoded (C5);
+/// - a scheme other than `Basic` (compared case-insensitively), bad base64,
+///   invalid UTF-8, no colon, an empty user or password, or control
+///   characters in the user name: [`Reject::Unauthorized`] (C2, C3, C6).
+///
+/// The password is everything after the **first** colon, so `user:pa:ss`
+/// yields the password `pa:ss`.
+pub fn parse_basic(headers: &HeaderMap) -> Result<Credentials, Reject> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(Reject::Unauthorized)?;
+    if values.next().is_some() {
+        return Err(Reject::BadRequest {
+            code: "duplicate_authorization",
+            description: "more than one Authorization header",
+        });
+    }
+    let bytes = value.as_bytes();
+    if bytes.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(Reject::HeaderTooLarge);
+    }
+    let token = basic_token(bytes).ok_or(Reject::Unauthorized)?;
+    let decoded = STANDARD.decode(token).map_err(|_| Reject::Unauthorized)?;
+    let text = String::from_utf8(decoded).map_err(|_| Reject::Unauthorized)?;
+    let (user, password) = text.split_once(':').ok_or(Reject::Unauthorized)?;
+    if user.is_empty() || password.is_empty() || user.chars().any(char::is_control) {
+        return Err(Reject::Unauthorized);
+    }
+    Ok(Credentials::new(user, password))
+}
+
+/// Returns the token68 after a case-insensitive `Basic` scheme and one or
+/// more spaces, or `None` for any other shape.
+fn basic_token(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"basic";
+    let scheme = value.get(..SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let rest = value.get(SCHEME.len()..)?;
+    let token = rest.strip_prefix(b" ")?;
+    let start = token.iter().position(|b| *b != b' ')?;
+    token.get(start..)
+}
+
+/// Encodes credentials as a Basic `Authorization` value (service account,
+/// tests). The result must be marked sensitive by whoever puts it in a
+/// header map.
+pub fn encode_basic(user: &str, password: &str) -> String {
+    let mut raw = Vec::with_capacity(user.len() + password.len() + 1);
+    raw.extend_from_slice(user.as_bytes());
+    raw.push(b':');
+    raw.extend_from_slice(password.as_bytes());
+    format!("Basic {}", STANDARD.encode(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    fn basic_of(raw: &[u8]) -> Vec<u8> {
+        format!("Basic {}", STANDARD.encode(raw)).into_bytes()
+    }
+
+    #[test]
+    fn well_formed() {
+        let c = parse_basic(&headers(&[&basic_of(b"alice:secret")])).unwrap();
+        assert_eq!((c.user(), c.password()), ("alice", "secret"));
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        let v = format!("bAsIc {}", STANDARD.encode("alice:secret"));
+        assert!(parse_basic(&headers(&[v.as_bytes()])).is_ok());
+        let v = format!("Basic   {}", STANDARD.encode("alice:secret"));
+        assert!(parse_basic(&headers(&[v.as_bytes()])).is_ok());
+    }
+
+    #[test]
+    fn debug_hides_password() {
+        let c = Credentials::new("alice", "hunter2");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("alice"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let v = encode_basic("u", "p:q");
+        let c = parse_basic(&headers(&[v.as_bytes()])).unwrap();
+        assert_eq!((c.user(), c.password()), ("u", "p:q"));
+    }
+
+    #[test]
+    fn odd_shapes_are_unauthorized() {
+        for v in [
+            &b"Basic"[..],
+            b"Basic ",
+            b"Basicx YWxpY2U6c2VjcmV0",
+            b"Basic\tYWxpY2U6c2VjcmV0",
+            b"Bearer abc",
+            b"",
+        ] {
+            assert_eq!(parse_basic(&headers(&[v])), Err(Reject::Unauthorized));
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The `[auth]` and `[auth.cluster]` config sections ([`AuthConfig`], serde,
+//! unknown keys rejected) and their validation into [`AuthSettings`], which
+//! also loads the users file or the service-account file. Every problem is
+//! reported at once, each naming its dotted key; no secret is echoed.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::Quota;
+use serde::Deserialize;
+
+use super::service_account::ServiceAccount;
+use super::users_file::{resolve, UserTable};
+use crate::config::duration::{parse_duration, parse_rate};
+use crate::config::ConfigError;
+
+/// The policy's role check (`has_role`), kept so reloads can use it.
+pub type RoleCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Where identities come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The gateway's users file (`[auth] users`).
+    #[default]
+    File,
+    /// The cluster's own users (`POST /v1/users/authorize`).
+    Cluster,
+}
+
+/// What the upstream node receives as `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMode {
+    /// The client's own header reaches the node.
+    #[default]
+    Passthrough,
+    /// Replaced by the service account's Basic credentials.
+    Service,
+}
+
+/// A failed-login budget: `rate` like `"10/min"`, `burst` attempts at once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureQuota {
+    /// Sustained failures allowed. Default `"10/min"`.
+    #[serde(default = "default_rate")]
+    pub rate: String,
+    /// Failures allowed in a burst. Default `10`.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_rate() -> String {
+    "10/min".into()
+}
+fn default_burst() -> u32 {
+    10
+}
+
+impl Default for FailureQuota {
+    fn default() -> Self {
+        FailureQuota {
+            rate: default_rate(),
+            burst: default_burst(),
+        }
+    }
+}
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `"file"` or `"cluster"`. Default `"file"`.
+    pub source: SourceKind,
+    /// Users file for `source = "file"`, relative to the config file's
+    /// directory. Default `"users.toml"`.
+    pub users: PathBuf,
+    /// How long a verified credential stays cached. Default `"5m"`.
+    pub cache_ttl: String,
+    /// Most verified credentials cached at once. Default `10000`.
+    pub cache_capacity: u64,
+    /// Password verifications (or cluster authorize calls) running at once.
+    /// Default: the number of CPUs.
+    pub max_concurrent_verifications: Option<usize>,
+    /// Failed logins allowed per client IP (IPv6 per /64). Default
+    /// `{ rate = "10/min", burst = 10 }`.
+    pub failed_per_ip: FailureQuota,
+    /// Failed logins allowed per user name. Default
+    /// `{ rate = "10/min", burst = 10 }`.
+    pub failed_per_user: FailureQuota,
+    /// `"passthrough"` or `"service"`. Default `"passthrough"`.
+    pub forward: ForwardMode,
+    /// Service-account file for `forward = "service"` when the source is
+    /// `"file"`. Default: unset (then `[auth.cluster] credentials_file`).
+    pub service_credentials_file: Option<PathBuf>,
+    /// `[auth.cluster]`.
+    pub cluster: ClusterAuthConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            source: SourceKind::File,
+            users: PathBuf::from("users.toml"),
+            cache_ttl: "5m".into(),
+            cache_capacity: 10_000,
+            max_concurrent_verifications: None,
+            failed_per_ip: FailureQuota::default(),
+            failed_per_user: FailureQuota::default(),
+            forward: ForwardMode::Passthrough,
+            service_credentials_file: None,
+            cluster: ClusterAuthConfig::default(),
+        }
+    }
+}
+
+/// The `[auth.cluster]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterAuthConfig {
+    /// Service-account file (`username`/`password` TOML), relative to the
+    /// config file's directory. Required for `source = "cluster"`. Default: unset.
+    pub credentials_file: Option<PathBuf>,
+    /// How often users and roles are re-read from the cluster. Default `"30s"`.
+    pub sync_interval: String,
+    /// Deadline of one `POST /v1/users/authorize` or sync request. Default `"5s"`.
+    pub authorize_timeout: String,
+}
+
+impl Default for ClusterAuthConfig {
+    fn default() -> Self {
+        ClusterAuthConfig {
+            credentials_file: None,
+            sync_interval: "30s".into(),
+            authorize_timeout: "5s".into(),
+        }
+    }
+}
+
+/// The identity source, ready to use.
+#[derive(Debug)]
+pub enum SourceSettings {
+    File { path: PathBuf, table: UserTable },
+    Cluster(ClusterSettings),
+}
+
+/// Validated `[auth.cluster]`.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub service: ServiceAccount,
+    pub sync_interval: Duration,
+    pub authorize_timeout: Duration,
+}
+
+/// The validated `[auth]` section.
+pub struct AuthSettings {
+    pub source: SourceSettings,
+    pub cache_ttl: Duration,
+    pub cache_capacity: u64,
+    pub max_concurrent_verifications: usize,
+    pub failed_per_ip: Quota,
+    pub failed_per_user: Quota,
+    /// `Some` for `forward = "service"`.
+    pub forward: Option<ServiceAccount>,
+    pub role_check: RoleCheck,
+}
+
+impl AuthConfig {
+    /// Checks every key and loads the files it names. `has_role` is the
+    /// policy's role check; it is kept for reloads of the users file.
+    pub fn validate(
+        &self,
+        base_dir: &Path,
+        has_role: RoleCheck,
+    ) -> Result<AuthSettings, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let cache_ttl = duration(&mut errors, "auth.cache_ttl", &self.cache_ttl);
+        if self.cache_capacity == 0 {
+            errors.push(ConfigError::new(
+                "auth.cache_capacity",
+                "must be at least 1",
+            ));
+        }
+        if self.max_concurrent_verifications == Some(0) {
+            errors.push(ConfigError::new(
+                "auth.max_concurrent_verifications",
+                "must be at least 1",
+            ));
+        }
+        let failed_per_ip = quota(&mut errors, "auth.failed_per_ip", &self.failed_per_ip);
+        let failed_per_user = quota(&mut errors, "auth.failed_per_user", &self.failed_per_user);
+        let sync_interval = duration(
+            &mut errors,
+            "auth.cluster.sync_interval",
+            &self.cluster.sync_interval,
+        );
+        let authorize_timeout = duration(
+            &mut errors,
+            "auth.cluster.authorize_timeout",
+            &self.cluster.authorize_timeout,
+        );
+        let cluster_account =
+            self.cluster.credentials_file.as_ref().map(|p| {
+                ServiceAccount::load(&resolve(base_dir, p), "auth.cluster.credentials_file")
+            });
+        let service_account = self
+            .service_credentials_file
+            .as_ref()
+            .map(|p| ServiceAccount::load(&resolve(base_dir, p), "auth.service_credentials_file"));
+        let cluster_account = keep(&mut errors, cluster_account);
+        let service_account = keep(&mut errors, service_account);
+
+        let source = match self.source {
+            SourceKind::File => {
+                let path = resolve(base_dir, &self.users);
+                match UserTable::load(&path, &*has_role, None) {
+                    Ok(table) => Some(SourceSettings::File { path, table }),
+                    Err(mut e) => {
+                        errors.append(&mut e);
+                        None
+                    }
+                }
+            }
+            SourceKind::Cluster => {
+                if self.cluster.credentials_file.is_none() {
+                    errors.push(ConfigError::new(
+                        "auth.cluster.credentials_file",
+                        "required when auth.source = \"cluster\"",
+                    ));
+                }
+                cluster_account.clone().map(|service| {
+                    SourceSettings::Cluster(ClusterSettings {
+                        service,
+                        sync_interval: sync_interval.unwrap_or(Duration::from_secs(30)),
+                        authorize_timeout: authorize_timeout.unwrap_or(Duration::from_secs(5)),
+                    })
+                })
+            }
+        };
+        let forward = match self.forward {
+            ForwardMode::Passthrough => None,
+            ForwardMode::Service => {
+                let acc = service_account.or(cluster_account);
+                let named = self.service_credentials_file.is_some()
+                    || self.cluster.credentials_file.is_some();
+                if acc.is_none() && !named {
+                    errors.push(ConfigError::new(
+                        "auth.forward",
+                        "\"service\" needs auth.service_credentials_file or auth.cluster.credentials_file",
+                    ));
+                }
+                acc
+            }
+        };
+        match (source, cache_ttl, failed_per_ip, failed_per_user) {
+            (Some(source), Some(cache_ttl), Some(ip), Some(user)) if errors.is_empty() => {
+                Ok(AuthSettings {
+                    source,
+                    cache_ttl,
+                    cache_capacity: self.cache_capacity,
+                    max_concurrent_verifications: self
+                        .max_concurrent_verifications
+                        .unwrap_or_else(default_concurrency),
+                    failed_per_ip: ip,
+                    failed_per_user: user,
+                    forward,
+                    role_check: has_role,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The number of CPUs (at least 1).
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn keep<T>(errors: &mut Vec<ConfigError>, r: Option<Result<T, ConfigError>>) -> Option<T> {
+    match r {
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        None => None,
+    }
+}
+
+fn duration(errors: &mut Vec<ConfigError>, key: &str, text: &str) -> Option<Duration> {
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            errors.push(ConfigError::new(key, "must be longer than zero"));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(p) => {
+            errors.push(ConfigError::new(key, p));
+            None
+        }
+    }
+}
+
+fn quota(errors: &mut Vec<ConfigError>, key: &str, q: &FailureQuota) -> Option<Quota> {
+    let rate = match parse_rate(&q.rate) {
+        Ok((n, period)) => Quota::with_period(period / n),
+        Err(p) => {
+            errors.push(ConfigError::new(format!("{key}.rate"), p));
+            return None;
+        }
+    };
+    let Some(burst) = NonZeroU32::new(q.burst) else {
+        errors.push(ConfigError::new(
+            format!("{key}.burst"),
+            "must be at least 1",
+        ));
+        return None;
+    };
+    match rate {
+        Some(r) => Some(r.allow_burst(burst)),
+        None => {
+            errors.push(ConfigError::new(format!("{key}.rate"), "rate is too high"));
+            None
+        }
+    }
+}

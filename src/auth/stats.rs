@@ -1,0 +1,165 @@
+//! Counters of the authentication stage, plain atomics so tests, logs and
+//! the Prometheus exporter can read them without locks. Labels are a closed
+//! set ([`FailureReason`]): never user names, IPs or credentials.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::Reject;
+
+/// Why an authentication attempt did not produce a principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// No `Authorization` header.
+    Missing,
+    /// Malformed header: scheme, base64, UTF-8, colon, empty parts.
+    Malformed,
+    /// Two `Authorization` headers.
+    Duplicate,
+    /// The header exceeded its size limit.
+    TooLarge,
+    /// Wrong password or unknown user.
+    BadCredentials,
+    /// Refused before verification by the failed-login limiter.
+    Throttled,
+    /// The identity source could not be asked.
+    Unavailable,
+    /// Verified, but the user has no known role (cluster source).
+    NoRole,
+}
+
+impl FailureReason {
+    /// Every reason, for exporters.
+    pub const ALL: [FailureReason; 8] = [
+        FailureReason::Missing,
+        FailureReason::Malformed,
+        FailureReason::Duplicate,
+        FailureReason::TooLarge,
+        FailureReason::BadCredentials,
+        FailureReason::Throttled,
+        FailureReason::Unavailable,
+        FailureReason::NoRole,
+    ];
+
+    /// A stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Missing => "missing",
+            FailureReason::Malformed => "malformed",
+            FailureReason::Duplicate => "duplicate",
+            FailureReason::TooLarge => "too_large",
+            FailureReason::BadCredentials => "bad_credentials",
+            FailureReason::Throttled => "throttled",
+            FailureReason::Unavailable => "unavailable",
+            FailureReason::NoRole => "no_role",
+        }
+    }
+
+    /// The reason for a parse rejection.
+    pub(crate) fn of_parse(reject: &Reject) -> FailureReason {
+        match reject {
+            Reject::HeaderTooLarge => FailureReason::TooLarge,
+            Reject::BadRequest { .. } => FailureReason::Duplicate,
+            _ => FailureReason::Malformed,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of one [`Authenticator`](super::Authenticator).
+#[derive(Debug, Default)]
+pub struct AuthStats {
+    verifications: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    coalesced: AtomicU64,
+    successes: AtomicU64,
+    failures: [AtomicU64; 8],
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
+    syncs: AtomicU64,
+    sync_failures: AtomicU64,
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl AuthStats {
+    /// Password hash verifications (or cluster authorize calls) performed.
+    pub fn verifications(&self) -> u64 {
+        get(&self.verifications)
+    }
+    /// Requests answered from the verified-credential cache.
+    pub fn cache_hits(&self) -> u64 {
+        get(&self.cache_hits)
+    }
+    /// Requests that found no valid cached verification.
+    pub fn cache_misses(&self) -> u64 {
+        get(&self.cache_misses)
+    }
+    /// Misses that waited for another request's verification instead of
+    /// running their own.
+    pub fn coalesced(&self) -> u64 {
+        get(&self.coalesced)
+    }
+    /// Requests that produced a principal.
+    pub fn successes(&self) -> u64 {
+        get(&self.successes)
+    }
+    /// Failed requests for one reason.
+    pub fn failures(&self, reason: FailureReason) -> u64 {
+        get(&self.failures[reason.index()])
+    }
+    /// Users-file reloads that took effect.
+    pub fn reloads(&self) -> u64 {
+        get(&self.reloads)
+    }
+    /// Users-file reloads rejected (the old table stayed).
+    pub fn reload_failures(&self) -> u64 {
+        get(&self.reload_failures)
+    }
+    /// Successful cluster table syncs.
+    pub fn syncs(&self) -> u64 {
+        get(&self.syncs)
+    }
+    /// Failed cluster table syncs.
+    pub fn sync_failures(&self) -> u64 {
+        get(&self.sync_failures)
+    }
+
+    pub(crate) fn verification(&self) {
+        bump(&self.verifications)
+    }
+    pub(crate) fn hit(&self) {
+        bump(&self.cache_hits)
+    }
+    pub(crate) fn miss(&self) {
+        bump(&self.cache_misses)
+    }
+    pub(crate) fn coalesce(&self) {
+        bump(&self.coalesced)
+    }
+    pub(crate) fn success(&self) {
+        bump(&self.successes)
+    }
+    pub(crate) fn failure(&self, reason: FailureReason) {
+        bump(&self.failures[reason.index()])
+    }
+    pub(crate) fn reload(&self, ok: bool) {
+        bump(if ok {
+            &self.reloads
+        } else {
+            &self.reload_failures
+        })
+    }
+    pub(crate) fn sync(&self, ok: bool) {
+        bump(if ok { &self.syncs } else { &self.sync_failures })
+    }
+}

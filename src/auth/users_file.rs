@@ -1,0 +1,265 @@
+//! The users file (`[auth] users`): `[[users]]` entries with a name, a
+//! password hash, a role and an optional uid, loaded into an immutable
+//! [`UserTable`]. A table is built whole or not at all: a reload that fails
+//! leaves the caller's old table in force. Errors name the key
+//! (`users[3].password_hash`, 0-based) and the file, never a hash.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::password::{CostProfile, StoredHash};
+use crate::config::ConfigError;
+
+/// The dummy profile when the table is empty: what `hash-password` writes.
+const DEFAULT_PROFILE: CostProfile = CostProfile::Argon2id {
+    m: super::password::OWASP_M_COST_KIB,
+    t: super::password::OWASP_T_COST,
+    p: super::password::OWASP_P_COST,
+    len: 32,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: Vec<UserRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRecord {
+    name: String,
+    password_hash: String,
+    role: String,
+    uid: Option<u64>,
+}
+
+/// One user of the users file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// Exact bytes as written in the file.
+    pub name: Arc<str>,
+    pub hash: StoredHash,
+    pub role: Arc<str>,
+    pub uid: Option<u64>,
+}
+
+/// All users of one version of the users file, plus the dummy hash that
+/// unknown user names are verified against.
+#[derive(Debug)]
+pub struct UserTable {
+    users: HashMap<Arc<str>, Arc<UserEntry>>,
+    dummy: StoredHash,
+}
+
+impl UserTable {
+    /// Reads and validates `path`. `previous` lends its dummy hash when the
+    /// cost profile did not change, so a reload need not hash again.
+    pub fn load(
+        path: &Path,
+        has_role: &dyn Fn(&str) -> bool,
+        previous: Option<&UserTable>,
+    ) -> Result<UserTable, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::new(
+                "auth.users",
+                format!("cannot read users file {}: {e}", path.display()),
+            )]
+        })?;
+        Self::parse(&text, path, has_role, previous)
+    }
+
+    /// Validates the text of a users file (`path` only names it in errors).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        has_role: &dyn Fn(&str) -> bool,
+        previous: Option<&UserTable>,
+    ) -> Result<UserTable, Vec<ConfigError>> {
+        let file: UsersFile = toml::from_str(text).map_err(|e| {
+            // Only the message and a line number: toml's Display would quote
+            // the offending line, which may hold a hash.
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            vec![ConfigError::new(
+                "auth.users",
+                format!("{}{at}: {}", path.display(), e.message()),
+            )]
+        })?;
+        let mut errors = Vec::new();
+        let mut users: HashMap<Arc<str>, Arc<UserEntry>> = HashMap::new();
+        for (i, rec) in file.users.into_iter().enumerate() {
+            let mut err = |field: &str, problem: &str| {
+                errors.push(ConfigError::new(
+                    format!("users[{i}].{field}"),
+                    format!("{problem} (in {})", path.display()),
+                ));
+            };
+            if let Some(problem) = name_problem(&rec.name) {
+                err("name", problem);
+            } else if users.contains_key(rec.name.as_str()) {
+                err("name", "duplicate user name");
+            }
+            if !has_role(&rec.role) {
+                err("role", "unknown role");
+            }
+            let hash = StoredHash::parse(&rec.password_hash)
+                .map_err(|problem| err("password_hash", problem))
+                .ok();
+            if let Some(hash) = hash {
+                let name: Arc<str> = rec.name.into();
+                let entry = UserEntry {
+                    name: name.clone(),
+                    hash,
+                    role: rec.role.into(),
+                    uid: rec.uid,
+                };
+                users.entry(name).or_insert_with(|| Arc::new(entry));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let profile = dominant_profile(users.values().map(|u| u.hash.profile()));
+        let dummy = match previous {
+            Some(prev) if prev.dummy.profile() == profile => prev.dummy.clone(),
+            _ => StoredHash::dummy(profile).map_err(|e| {
+                vec![ConfigError::new(
+                    "auth.users",
+                    format!("cannot build the dummy hash: {e}"),
+                )]
+            })?,
+        };
+        Ok(UserTable { users, dummy })
+    }
+
+    /// Looks a user up by exact name.
+    pub fn get(&self, name: &str) -> Option<&Arc<UserEntry>> {
+        self.users.get(name)
+    }
+
+    /// The hash unknown users are verified against.
+    pub fn dummy(&self) -> &StoredHash {
+        &self.dummy
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when the file lists no user.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Users present here whose password hash differs in `next` or who are
+    /// gone from it: their cached verifications must be dropped.
+    pub fn changed_in(&self, next: &UserTable) -> Vec<Arc<str>> {
+        self.users
+            .iter()
+            .filter(|(name, old)| {
+                next.get(name)
+                    .is_none_or(|new| new.hash.as_str() != old.hash.as_str())
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// Why a user name cannot be used, if it cannot.
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty user name")
+    } else if name.contains(':') {
+        Some("a user name cannot contain ':' (Basic authentication splits on it)")
+    } else if name.chars().any(char::is_control) {
+        Some("a user name cannot contain control characters")
+    } else {
+        None
+    }
+}
+
+/// The most common cost profile (the default one for an empty table).
+fn dominant_profile(profiles: impl Iterator<Item = CostProfile>) -> CostProfile {
+    let mut counts: HashMap<CostProfile, usize> = HashMap::new();
+    for p in profiles {
+        *counts.entry(p).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(p, n)| (*n, matches!(p, CostProfile::Argon2id { .. })))
+        .map(|(p, _)| p)
+        .unwrap_or(DEFAULT_PROFILE)
+}
+
+/// Resolves `users` against the config file's directory.
+pub fn resolve(base_dir: &Path, users: &Path) -> PathBuf {
+    if users.is_absolute() {
+        users.to_path_buf()
+    } else {
+        base_dir.join(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bcrypt4(pw: &str) -> String {
+        bcrypt::hash(pw, 4).unwrap()
+    }
+
+    fn any_role(r: &str) -> bool {
+        matches!(r, "admin" | "db_viewer")
+    }
+
+    #[test]
+    fn loads_users() {
+        let text = format!(
+            "[[users]]\nname = \"alice\"\npassword_hash = \"{}\"\nrole = \"admin\"\nuid = 7\n",
+            bcrypt4("pw")
+        );
+        let t = UserTable::parse(&text, Path::new("u.toml"), &any_role, None).unwrap();
+        let alice = t.get("alice").unwrap();
+        assert_eq!((&*alice.role, alice.uid), ("admin", Some(7)));
+        assert_eq!(t.dummy().profile(), CostProfile::Bcrypt { cost: 4 });
+        assert!(t.get("Alice").is_none());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_hide_the_hash() {
+        let good = bcrypt4("pw");
+        let text = format!(
+            "[[users]]\nname = \"a\"\npassword_hash = \"{good}\"\nrole = \"admin\"\n\
+             [[users]]\nname = \"a\"\npassword_hash = \"{good}\"\nrole = \"root\"\n\
+             [[users]]\nname = \"b\"\npassword_hash = \"md5:SECRETHASH\"\nrole = \"admin\"\n"
+        );
+        let errs = UserTable::parse(&text, Path::new("u.toml"), &any_role, None).unwrap_err();
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["users[1].name", "users[1].role", "users[2].password_hash"]
+        );
+        assert!(errs.iter().all(|e| !e.problem.contains("SECRETHASH")));
+    }
+
+    #[test]
+    fn syntax_errors_do_not_quote_the_line() {
+        let text = "[[users]]\nname = \"a\"\npassword_hash = \"$2b$SECRET\nrole = 1\n";
+        let errs = UserTable::parse(text, Path::new("u.toml"), &any_role, None).unwrap_err();
+        assert_eq!(errs[0].key, "auth.users");
+        assert!(!errs[0].problem.contains("SECRET"), "{}", errs[0].problem);
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let text = "[[users]]\nname = \"a\"\npasword_hash = \"x\"\nrole = \"admin\"\n";
+        assert!(UserTable::parse(text, Path::new("u.toml"), &any_role, None).is_err());
+    }
+}
