@@ -3,6 +3,8 @@
 //! tests and benches drive the real gateway in-process.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -10,6 +12,7 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod net;
 pub mod observe;
 pub mod pipeline;

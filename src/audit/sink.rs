@@ -1,0 +1,254 @@
+//! Where audit lines end up: an append-only file with size-based rotation
+//! (`audit.jsonl` -> `audit.jsonl.1` -> ... -> `.keep`) or standard output.
+//! Owns file handles, sizes and renames; knows nothing about records or
+//! the chain (whole lines come in, whole lines go out). Used only from the
+//! writer thread, so nothing here locks.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::config::SinkSettings;
+
+/// `<path>.<n>`: the n-th rotated file, 1 the newest.
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// An open sink.
+pub enum Sink {
+    File(FileSink),
+    Stdout,
+}
+
+impl Sink {
+    /// Opens (creating if needed) the configured sink.
+    pub fn open(settings: &SinkSettings) -> io::Result<Sink> {
+        match settings {
+            SinkSettings::Stdout => Ok(Sink::Stdout),
+            SinkSettings::File {
+                path,
+                max_bytes,
+                keep,
+            } => {
+                let mut sink = FileSink {
+                    path: path.clone(),
+                    max_bytes: *max_bytes,
+                    keep: *keep,
+                    file: None,
+                    size: 0,
+                    ident: (0, 0),
+                };
+                sink.open_file()?;
+                Ok(Sink::File(sink))
+            }
+        }
+    }
+
+    /// Makes sure the handle still is the file at the configured path
+    /// (it may have been renamed by logrotate, deleted, or its directory
+    /// removed) and reopens it if not. An error means nothing can be
+    /// written now.
+    pub fn ensure_current(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout => Ok(()),
+            Sink::File(f) => f.ensure_current(),
+        }
+    }
+
+    /// True when `pending` more bytes would push the file past
+    /// `max_bytes` and there is something to rotate away (a line longer
+    /// than `max_bytes` still gets a file of its own).
+    pub fn should_rotate(&self, before: usize, pending: usize) -> bool {
+        match self {
+            Sink::Stdout => false,
+            Sink::File(f) => (f.size > 0 || before > 0) && f.size + pending as u64 > f.max_bytes,
+        }
+    }
+
+    /// Appends whole lines. On error the file is cut back to its length
+    /// before the call (best effort), so no torn line is left behind.
+    pub fn write(&mut self, lines: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(lines)?;
+                out.flush()
+            }
+            Sink::File(f) => f.write(lines),
+        }
+    }
+
+    /// Flushes written lines to stable storage.
+    pub fn sync(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout => Ok(()),
+            Sink::File(f) => match &f.file {
+                Some(file) => file.sync_data(),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Syncs and closes the current file, shifts the rotated ones and
+    /// starts a new, empty file.
+    pub fn rotate(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout => Ok(()),
+            Sink::File(f) => f.rotate(),
+        }
+    }
+
+    /// Closes and reopens the path (SIGHUP after an external rotation).
+    pub fn reopen(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout => Ok(()),
+            Sink::File(f) => {
+                if let Some(file) = f.file.take() {
+                    // Whatever was written to the old inode should be durable.
+                    let _ = file.sync_data();
+                }
+                f.open_file()
+            }
+        }
+    }
+}
+
+/// The file sink's state.
+pub struct FileSink {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+    file: Option<File>,
+    size: u64,
+    /// (device, inode) of the open file, to notice renames and deletions.
+    ident: (u64, u64),
+}
+
+impl FileSink {
+    fn open_file(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(&self.path)?;
+        let meta = file.metadata()?;
+        self.size = meta.len();
+        self.ident = (meta.dev(), meta.ino());
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn ensure_current(&mut self) -> io::Result<()> {
+        let same = match fs::metadata(&self.path) {
+            Ok(m) => self.file.is_some() && (m.dev(), m.ino()) == self.ident,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        if !same {
+            if let Some(old) = self.file.take() {
+                let _ = old.sync_data();
+            }
+            self.open_file()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, lines: &[u8]) -> io::Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "audit file not open",
+            ));
+        };
+        match file.write_all(lines) {
+            Ok(()) => {
+                self.size += lines.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // A partial write would leave a torn line that the next
+                // record would be glued to; cut it back.
+                let _ = file.set_len(self.size);
+                Err(e)
+            }
+        }
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if let Some(file) = self.file.take() {
+            // The next file's first record links to this file's last one:
+            // make that one durable before the rename.
+            file.sync_data()?;
+        }
+        if self.keep == 0 {
+            match fs::remove_file(&self.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        } else {
+            // Left over from a larger `keep` before a config change.
+            let _ = fs::remove_file(rotated_path(&self.path, self.keep + 1));
+            for n in (1..self.keep).rev() {
+                match fs::rename(rotated_path(&self.path, n), rotated_path(&self.path, n + 1)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            fs::rename(&self.path, rotated_path(&self.path, 1))?;
+        }
+        if let Some(dir) = self.path.parent() {
+            // Make the renames durable; not every filesystem allows it.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        self.open_file()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_shifts_and_keeps_n() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut sink = Sink::open(&SinkSettings::File {
+            path: path.clone(),
+            max_bytes: 10,
+            keep: 2,
+        })
+        .unwrap();
+        for i in 0..4 {
+            sink.write(format!("line{i}\n").as_bytes()).unwrap();
+            sink.rotate().unwrap();
+        }
+        let read = |p: PathBuf| fs::read_to_string(p).unwrap();
+        assert_eq!(read(path.clone()), "");
+        assert_eq!(read(rotated_path(&path, 1)), "line3\n");
+        assert_eq!(read(rotated_path(&path, 2)), "line2\n");
+        assert!(!rotated_path(&path, 3).exists());
+    }
+
+    #[test]
+    fn notices_a_renamed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut sink = Sink::open(&SinkSettings::File {
+            path: path.clone(),
+            max_bytes: 1 << 20,
+            keep: 1,
+        })
+        .unwrap();
+        sink.write(b"one\n").unwrap();
+        fs::rename(&path, dir.path().join("moved")).unwrap();
+        sink.ensure_current().unwrap();
+        sink.write(b"two\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
+    }
+}

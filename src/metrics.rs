@@ -1,0 +1,531 @@
+//! Prometheus metrics: [`Metrics`] owns its own `Registry` (never the
+//! global one) with every collector registered up front, cheap per-request
+//! updates, and [`Metrics::render`] in the text exposition format for the
+//! admin listener (`crate::admin`).
+//!
+//! Labels are bounded by construction: route templates and node URLs come
+//! from the config ([`Metrics::set_routes`], [`Metrics::set_nodes`]) and
+//! anything else is folded into `other`; a request with no route is
+//! `unmatched`; methods, status classes, decisions, auth outcomes and
+//! error kinds are fixed enums. A raw path, a user name or an IP address
+//! never becomes a label value, whatever the caller passes.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `regate_requests_total` | route, method, status_class, decision |
+//! | `regate_request_duration_seconds` (histogram) | route |
+//! | `regate_policy_dry_run_denials_total` | route |
+//! | `regate_upstream_requests_total` | node |
+//! | `regate_upstream_errors_total` | node, kind |
+//! | `regate_upstream_duration_seconds` (histogram) | node |
+//! | `regate_node_up` (gauge) | node |
+//! | `regate_auth_total` | source, outcome |
+//! | `regate_auth_cache_hits_total`, `regate_auth_cache_misses_total` | |
+//! | `regate_rate_limited_total` | scope |
+//! | `regate_tls_handshake_failures_total` | |
+//! | `regate_open_connections` (gauge) | |
+//! | `regate_audit_records_written_total`, `..._dropped_total`, `regate_audit_write_failures_total` | |
+//! | `regate_config_reloads_total` | result |
+//! | `regate_build_info` (gauge, 1) | version |
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus::core::Collector;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::audit::{AuditLog, Decision};
+use crate::context::IdentitySource;
+
+/// Latency buckets (seconds) for requests and upstream calls.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How an authentication attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Success,
+    /// Wrong or unknown credentials.
+    Failure,
+    /// No usable credentials at all.
+    Missing,
+    /// Refused by the failed-login throttle.
+    Throttled,
+    /// The identity source could not be asked.
+    Unavailable,
+}
+
+impl AuthOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            AuthOutcome::Success => "success",
+            AuthOutcome::Failure => "failure",
+            AuthOutcome::Missing => "missing",
+            AuthOutcome::Throttled => "throttled",
+            AuthOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why a call to a node failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// Refused or reset.
+    Unreachable,
+    /// No connection or answer in time.
+    Timeout,
+    /// Not valid HTTP.
+    Protocol,
+}
+
+impl UpstreamErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Unreachable => "unreachable",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+/// Handles resolved once per known node.
+struct NodeHandles {
+    requests: IntCounter,
+    duration: Histogram,
+    /// `None` for the `other` bucket, which has no health.
+    up: Option<IntGauge>,
+}
+
+/// The bounded label sets, swapped whole on a config reload.
+#[derive(Default)]
+struct Labels {
+    routes: HashMap<Box<str>, Histogram>,
+    nodes: HashMap<Box<str>, NodeHandles>,
+}
+
+/// Every metric regate exports, in a registry of its own.
+pub struct Metrics {
+    registry: Registry,
+    labels: ArcSwap<Labels>,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    dry_run_denials: IntCounterVec,
+    upstream_requests: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    upstream_duration: HistogramVec,
+    node_up: IntGaugeVec,
+    auth: IntCounterVec,
+    auth_cache_hits: IntCounter,
+    auth_cache_misses: IntCounter,
+    rate_limited: IntCounterVec,
+    tls_handshake_failures: IntCounter,
+    open_connections: IntGauge,
+    audit_written: IntCounter,
+    audit_dropped: IntCounter,
+    audit_failed: IntCounter,
+    config_reloads: IntCounterVec,
+    audit: OnceLock<AuditLog>,
+    /// Serializes the audit counter catch-up in `render`.
+    audit_sync: Mutex<()>,
+}
+
+fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> prometheus::Result<C> {
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    reg(r, IntCounter::new(name, help)?)
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+) -> prometheus::Result<HistogramVec> {
+    let opts = HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+    reg(r, HistogramVec::new(opts, &[label])?)
+}
+
+impl Metrics {
+    /// Registers every collector, with the route templates and node URLs
+    /// from the config as the only accepted route and node label values.
+    pub fn new(routes: &[&str], nodes: &[&str]) -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let build_info = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("regate_build_info", "Build information; always 1."),
+                &["version"],
+            )?,
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let m = Metrics {
+            requests: counter_vec(
+                &r,
+                "regate_requests_total",
+                "Requests finished, by route template, method, status class and decision.",
+                &["route", "method", "status_class", "decision"],
+            )?,
+            request_duration: histogram_vec(
+                &r,
+                "regate_request_duration_seconds",
+                "Time from request head to the end of the response body.",
+                "route",
+            )?,
+            dry_run_denials: counter_vec(
+                &r,
+                "regate_policy_dry_run_denials_total",
+                "Requests the policy would deny but let through in dry-run mode.",
+                &["route"],
+            )?,
+            upstream_requests: counter_vec(
+                &r,
+                "regate_upstream_requests_total",
+                "Requests forwarded to a node.",
+                &["node"],
+            )?,
+            upstream_errors: counter_vec(
+                &r,
+                "regate_upstream_errors_total",
+                "Forwarded requests that failed, by kind.",
+                &["node", "kind"],
+            )?,
+            upstream_duration: histogram_vec(
+                &r,
+                "regate_upstream_duration_seconds",
+                "Time until a node's response head.",
+                "node",
+            )?,
+            node_up: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("regate_node_up", "1 when the node passes health checks."),
+                    &["node"],
+                )?,
+            )?,
+            auth: counter_vec(
+                &r,
+                "regate_auth_total",
+                "Authentication attempts by identity source and outcome.",
+                &["source", "outcome"],
+            )?,
+            auth_cache_hits: counter(
+                &r,
+                "regate_auth_cache_hits_total",
+                "Credential checks answered from the cache.",
+            )?,
+            auth_cache_misses: counter(
+                &r,
+                "regate_auth_cache_misses_total",
+                "Credential checks that needed the identity source.",
+            )?,
+            rate_limited: counter_vec(
+                &r,
+                "regate_rate_limited_total",
+                "Requests refused by a rate limit, by scope.",
+                &["scope"],
+            )?,
+            tls_handshake_failures: counter(
+                &r,
+                "regate_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out.",
+            )?,
+            open_connections: reg(
+                &r,
+                IntGauge::new(
+                    "regate_open_connections",
+                    "Client connections currently open.",
+                )?,
+            )?,
+            audit_written: counter(
+                &r,
+                "regate_audit_records_written_total",
+                "Audit records written to the sink.",
+            )?,
+            audit_dropped: counter(
+                &r,
+                "regate_audit_records_dropped_total",
+                "Audit records dropped (full queue with on_full = drop, or after shutdown).",
+            )?,
+            audit_failed: counter(
+                &r,
+                "regate_audit_write_failures_total",
+                "Audit records the sink could not take.",
+            )?,
+            config_reloads: counter_vec(
+                &r,
+                "regate_config_reloads_total",
+                "Config reloads by result.",
+                &["result"],
+            )?,
+            registry: r,
+            labels: ArcSwap::from_pointee(Labels::default()),
+            audit: OnceLock::new(),
+            audit_sync: Mutex::new(()),
+        };
+        m.set_routes(routes);
+        m.set_nodes(nodes);
+        Ok(m)
+    }
+
+    /// Replaces the accepted route templates (after a config reload).
+    pub fn set_routes(&self, routes: &[&str]) {
+        let old = self.labels.load();
+        let mut next = Labels {
+            routes: HashMap::new(),
+            nodes: old
+                .nodes
+                .iter()
+                .map(|(k, h)| (k.clone(), h.clone_handles()))
+                .collect(),
+        };
+        for route in routes.iter().copied().chain(["unmatched", "other"]) {
+            next.routes.insert(
+                route.into(),
+                self.request_duration.with_label_values(&[route]),
+            );
+        }
+        self.labels.store(Arc::new(next));
+    }
+
+    /// Replaces the accepted node URLs; nodes that left lose their `up` series.
+    pub fn set_nodes(&self, nodes: &[&str]) {
+        let old = self.labels.load();
+        for gone in old.nodes.keys().filter(|k| !nodes.contains(&&***k)) {
+            let _ = self.node_up.remove_label_values(&[gone]);
+        }
+        let mut next = Labels {
+            routes: old.routes.clone(),
+            nodes: HashMap::new(),
+        };
+        for node in nodes.iter().copied().chain(["other"]) {
+            let handles = NodeHandles {
+                requests: self.upstream_requests.with_label_values(&[node]),
+                duration: self.upstream_duration.with_label_values(&[node]),
+                up: (node != "other").then(|| self.node_up.with_label_values(&[node])),
+            };
+            next.nodes.insert(node.into(), handles);
+        }
+        self.labels.store(Arc::new(next));
+    }
+
+    /// Maps a route to its label: a known template, `unmatched` or `other`.
+    fn route_label<'a>(
+        labels: &'a Labels,
+        route: Option<&str>,
+    ) -> (&'a str, Option<&'a Histogram>) {
+        let key = route.unwrap_or("unmatched");
+        match labels
+            .routes
+            .get_key_value(key)
+            .or_else(|| labels.routes.get_key_value("other"))
+        {
+            Some((k, h)) => (k, Some(h)),
+            None => ("other", None),
+        }
+    }
+
+    /// One finished request (the single exit door calls this once).
+    pub fn observe_request(
+        &self,
+        route: Option<&str>,
+        method: &str,
+        status: u16,
+        decision: Decision,
+        elapsed: Duration,
+    ) {
+        let labels = self.labels.load();
+        let (route, duration) = Self::route_label(&labels, route);
+        if let Ok(c) = self.requests.get_metric_with_label_values(&[
+            route,
+            method_label(method),
+            status_class(status),
+            decision.as_str(),
+        ]) {
+            c.inc();
+        }
+        if let Some(h) = duration {
+            h.observe(elapsed.as_secs_f64());
+        }
+        if decision == Decision::DryRunDeny {
+            if let Ok(c) = self.dry_run_denials.get_metric_with_label_values(&[route]) {
+                c.inc();
+            }
+        }
+    }
+
+    /// One call to a node: its time to response head, or how it failed.
+    pub fn observe_upstream(
+        &self,
+        node: &str,
+        elapsed: Duration,
+        error: Option<UpstreamErrorKind>,
+    ) {
+        let labels = self.labels.load();
+        let Some((name, h)) = labels
+            .nodes
+            .get_key_value(node)
+            .or_else(|| labels.nodes.get_key_value("other"))
+        else {
+            return;
+        };
+        h.requests.inc();
+        h.duration.observe(elapsed.as_secs_f64());
+        if let Some(kind) = error {
+            if let Ok(c) = self
+                .upstream_errors
+                .get_metric_with_label_values(&[name, kind.as_str()])
+            {
+                c.inc();
+            }
+        }
+    }
+
+    /// Health-check result for a configured node (unknown nodes are ignored).
+    pub fn set_node_up(&self, node: &str, up: bool) {
+        if let Some(gauge) = self
+            .labels
+            .load()
+            .nodes
+            .get(node)
+            .and_then(|h| h.up.as_ref())
+        {
+            gauge.set(i64::from(up));
+        }
+    }
+
+    /// One authentication attempt; `source` is `None` when no identity
+    /// source was asked (missing credentials, throttled).
+    pub fn observe_auth(&self, source: Option<IdentitySource>, outcome: AuthOutcome) {
+        let source = source.map_or("none", IdentitySource::as_str);
+        if let Ok(c) = self
+            .auth
+            .get_metric_with_label_values(&[source, outcome.as_str()])
+        {
+            c.inc();
+        }
+    }
+
+    pub fn auth_cache(&self, hit: bool) {
+        if hit {
+            &self.auth_cache_hits
+        } else {
+            &self.auth_cache_misses
+        }
+        .inc();
+    }
+
+    /// A request refused by the limit of `scope` (a fixed name from code).
+    pub fn rate_limited(&self, scope: &'static str) {
+        if let Ok(c) = self.rate_limited.get_metric_with_label_values(&[scope]) {
+            c.inc();
+        }
+    }
+
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    pub fn config_reloaded(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        if let Ok(c) = self.config_reloads.get_metric_with_label_values(&[result]) {
+            c.inc();
+        }
+    }
+
+    /// Exports the audit log's counters (read at each render).
+    pub fn attach_audit(&self, log: AuditLog) {
+        let _ = self.audit.set(log);
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        if let Some(log) = self.audit.get() {
+            let _guard = self
+                .audit_sync
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let s = log.stats();
+            for (counter, now) in [
+                (&self.audit_written, s.written),
+                (&self.audit_dropped, s.dropped),
+                (&self.audit_failed, s.failed),
+            ] {
+                counter.inc_by(now.saturating_sub(counter.get()));
+            }
+        }
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# regate: metrics encoding failed: {e}\n"))
+    }
+
+    /// Number of time series currently exported (for cardinality checks).
+    pub fn series_count(&self) -> usize {
+        self.registry
+            .gather()
+            .iter()
+            .map(|f| f.get_metric().len())
+            .sum()
+    }
+}
+
+impl NodeHandles {
+    fn clone_handles(&self) -> NodeHandles {
+        NodeHandles {
+            requests: self.requests.clone(),
+            duration: self.duration.clone(),
+            up: self.up.clone(),
+        }
+    }
+}
+
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
