@@ -7,13 +7,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
 use tokio::time::{sleep, Sleep};
 
 /// Error type of both bodies.
@@ -36,6 +37,7 @@ pub enum BodyEnd {
 pub struct Tally {
     bytes: AtomicU64,
     end: AtomicU8,
+    digest: OnceLock<[u8; 32]>,
 }
 
 impl Tally {
@@ -51,6 +53,11 @@ impl Tally {
             4 => BodyEnd::ClientError,
             _ => BodyEnd::Open,
         }
+    }
+
+    /// SHA-256 of the whole body, when asked for and the body completed.
+    pub fn digest(&self) -> Option<&[u8; 32]> {
+        self.digest.get()
     }
 
     fn set_end(&self, e: BodyEnd) {
@@ -83,6 +90,7 @@ enum ReqInner {
         seen: u64,
         deadline: Pin<Box<Sleep>>,
         tally: Arc<Tally>,
+        hasher: Option<Box<Sha256>>,
     },
 }
 
@@ -99,8 +107,15 @@ impl RequestBody {
         }
     }
 
-    /// Streams `body` with a byte cap and a total deadline, counting into `tally`.
-    pub fn stream(body: Incoming, limit: u64, deadline: Duration, tally: Arc<Tally>) -> Self {
+    /// Streams `body` with a byte cap and a total deadline, counting into
+    /// `tally` (and hashing into it when `digest`, for the audit record).
+    pub fn stream(
+        body: Incoming,
+        limit: u64,
+        deadline: Duration,
+        tally: Arc<Tally>,
+        digest: bool,
+    ) -> Self {
         RequestBody {
             inner: ReqInner::Stream {
                 body,
@@ -108,6 +123,7 @@ impl RequestBody {
                 seen: 0,
                 deadline: Box::pin(sleep(deadline)),
                 tally,
+                hasher: digest.then(|| Box::new(Sha256::new())),
             },
         }
     }
@@ -130,14 +146,18 @@ impl Body for RequestBody {
                 seen,
                 deadline,
                 tally,
+                hasher,
             } => {
                 if deadline.as_mut().poll(cx).is_ready() {
                     tally.set_end(BodyEnd::TimedOut);
                     return Poll::Ready(Some(Err(BodyError::RequestTimedOut.into())));
                 }
-                match Pin::new(body).poll_frame(cx) {
+                match Pin::new(&mut *body).poll_frame(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(None) => {
+                        if let Some(h) = hasher.take() {
+                            let _ = tally.digest.set(h.finalize().into());
+                        }
                         tally.set_end(BodyEnd::Complete);
                         Poll::Ready(None)
                     }
@@ -147,12 +167,23 @@ impl Body for RequestBody {
                     }
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {
+                            if let Some(h) = hasher.as_mut() {
+                                h.update(data);
+                            }
                             *seen += data.len() as u64;
                             tally.bytes.store(*seen, Ordering::Relaxed);
                             if *seen > *limit {
                                 tally.set_end(BodyEnd::TooLarge);
                                 return Poll::Ready(Some(Err(BodyError::TooLarge.into())));
                             }
+                        }
+                        // the client library may stop polling once the body
+                        // reports its end: settle the tally now
+                        if body.is_end_stream() {
+                            if let Some(h) = hasher.take() {
+                                let _ = tally.digest.set(h.finalize().into());
+                            }
+                            tally.set_end(BodyEnd::Complete);
                         }
                         Poll::Ready(Some(Ok(frame)))
                     }

@@ -25,11 +25,22 @@ pub async fn run(listen: String) -> std::io::Result<()> {
         .iter()
         .map(|u| (u.name.clone(), u.password.clone()))
         .collect();
+    // the gateway's users file: the simulated cluster's users, argon2id
+    let mut users_file = String::from("# written by `regate demo`\n");
+    for u in &opts.users {
+        let hash = crate::auth::password::hash_password(&u.password)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        users_file.push_str(&format!(
+            "\n[[users]]\nname = \"{}\"\npassword_hash = \"{hash}\"\nrole = \"{}\"\nuid = {}\n",
+            u.name, u.role, u.uid
+        ));
+    }
+    std::fs::write(dir.join("users.toml"), users_file)?;
     let cluster = sim::start(opts).await?;
     let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
     let config_path = dir.join("regate.toml");
     let config_text = format!(
-        "# written by `regate demo`\n[server]\nlisten = \"{listen}\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n",
+        "# written by `regate demo`\n[server]\nlisten = \"{listen}\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n\n[auth]\nusers = \"users.toml\"\n\n[audit]\npath = \"audit.jsonl\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
         nodes.join(", ")
     );
     std::fs::write(&config_path, config_text)?;
@@ -47,6 +58,10 @@ pub async fn run(listen: String) -> std::io::Result<()> {
     }
     println!("  CA:       {ca}");
     println!("  config:   {}", config_path.display());
+    println!("  audit:    {}", dir.join("audit.jsonl").display());
+    if let Some(m) = running.metrics_addr {
+        println!("  metrics:  http://{m}/metrics");
+    }
     println!();
     println!("Try:");
     if let Some((user, pass)) = users.first() {
@@ -55,6 +70,7 @@ pub async fn run(listen: String) -> std::io::Result<()> {
     }
     if let Some((user, pass)) = users.get(1) {
         println!("  curl --cacert {ca} -u '{user}:{pass}' https://{addr}/v1/nodes");
+        println!("  curl --cacert {ca} -u '{user}:{pass}' -X DELETE https://{addr}/v1/bdbs/1   # db_viewer: 403");
     }
     println!("  curl --cacert {ca} https://{addr}/v1/bdbs        # no credentials: 401");
     println!();

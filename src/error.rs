@@ -57,6 +57,8 @@ pub enum Reject {
     NoUpstream,
     /// The identity source (cluster) could not be asked.
     AuthUnavailable,
+    /// The shared rate-limit store is down and `fail_closed = true`.
+    RateLimitUnavailable,
 
     // ---- ours ----
     /// `[audit] required = true` and the audit sink is failing.
@@ -160,6 +162,11 @@ impl Reject {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "auth_unavailable".into(),
                     "the identity source is unavailable".into(),
+                ),
+                RateLimitUnavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "rate_limit_unavailable".into(),
+                    "the shared rate-limit store is unavailable".into(),
                 ),
                 AuditUnavailable => (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,7 @@
 //! The running gateway's state: one compiled [`Snapshot`] of everything a
-//! request needs (config, clients, tables), swapped whole behind one
-//! pointer on reload, plus the parts that outlive reloads (request-id
-//! generator, the finish observer).
+//! request needs (config, policy, authenticator, limiter, upstream client),
+//! swapped whole behind one pointer on reload, plus the parts that outlive
+//! reloads (audit log, metrics, request ids).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,8 +9,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
+use crate::audit::AuditLog;
+use crate::auth::cluster::ClusterClient;
+use crate::auth::config::SourceSettings;
+use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::observe::Observer;
+use crate::ratelimit::RateLimiter;
 use crate::upstream::balance::Balancer;
 use crate::upstream::client::{self, HttpClient};
 
@@ -21,19 +27,47 @@ pub struct Snapshot {
     pub http: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     pub client: HttpClient,
     pub balancer: Balancer,
+    pub auth: Authenticator,
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl Snapshot {
     /// Compiles a validated config. Must be called inside a Tokio runtime.
-    pub fn build(config: Config) -> Snapshot {
+    /// `previous` lends its limiter state to unchanged limits (reload).
+    pub fn build(mut config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, String> {
         let client = client::build(&config.upstream, config.timeouts.upstream_connect);
         let balancer = Balancer::new(config.upstream.nodes.len(), &config.upstream.versions);
-        Snapshot {
+        let auth_settings = config
+            .auth
+            .take()
+            .ok_or_else(|| "auth settings already used".to_string())?;
+        let cluster = match &auth_settings.source {
+            SourceSettings::Cluster(_) => {
+                let urls = config
+                    .upstream
+                    .nodes
+                    .iter()
+                    .map(|n| n.url.to_string())
+                    .collect();
+                Some(ClusterClient::new(urls, config.upstream.tls.clone())?)
+            }
+            SourceSettings::File { .. } => None,
+        };
+        let auth = Authenticator::new(auth_settings, cluster).map_err(|e| e.to_string())?;
+        auth.spawn_background();
+        let limiter = Arc::new(match previous {
+            Some(prev) => prev.limiter.rebuild(config.rate_limit.clone()),
+            None => RateLimiter::new(config.rate_limit.clone()),
+        });
+        limiter.spawn_sweeper();
+        Ok(Snapshot {
             http: crate::server::conn::http_builder(&config),
             config,
             client,
             balancer,
-        }
+            auth,
+            limiter,
+        })
     }
 }
 
@@ -41,14 +75,18 @@ impl Snapshot {
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     pub observer: Observer,
+    pub audit: AuditLog,
+    pub metrics: Arc<Metrics>,
     ids: RequestIds,
 }
 
 impl Gateway {
-    pub fn new(snapshot: Snapshot) -> Arc<Gateway> {
+    pub fn new(snapshot: Snapshot, audit: AuditLog, metrics: Arc<Metrics>) -> Arc<Gateway> {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             observer: Observer::default(),
+            audit,
+            metrics,
             ids: RequestIds::new(),
         })
     }
@@ -66,6 +104,45 @@ impl Gateway {
     /// Replaces the snapshot; requests in flight keep the one they started with.
     pub fn swap(&self, next: Snapshot) {
         self.snapshot.store(Arc::new(next));
+    }
+
+    /// Reloads the config file: a config that fails validation is rejected
+    /// whole and the running one stays in force.
+    pub fn reload(&self) -> Result<(), String> {
+        let current = self.current_full();
+        let result = crate::config::load(&current.config.path)
+            .map_err(|errs| {
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .and_then(|cfg| {
+                if cfg.listen != current.config.listen {
+                    tracing::warn!(
+                        "server.listen changed: takes effect on restart, the listener stays on {}",
+                        current.config.listen
+                    );
+                }
+                Snapshot::build(cfg, Some(&current))
+            });
+        match result {
+            Ok(next) => {
+                let nodes: Vec<&str> = next.config.upstream.nodes.iter().map(|n| &*n.url).collect();
+                self.metrics.set_nodes(&nodes);
+                let routes: Vec<&str> = next.config.policy.routes().map(|r| r.template).collect();
+                self.metrics.set_routes(&routes);
+                self.swap(next);
+                self.metrics.config_reloaded(true);
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.config_reloaded(false);
+                tracing::error!(error = %e, "configuration reload rejected; keeping the running one");
+                Err(e)
+            }
+        }
     }
 
     /// A fresh request id.

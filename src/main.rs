@@ -2,7 +2,7 @@
 //! Config problems print one line each (naming the key) and exit 64
 //! before any port is bound.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +36,37 @@ enum Command {
     },
     /// Validate a config file fully (certificates included); exit 0 or 64.
     CheckConfig { file: PathBuf },
+    /// Read a password (tty without echo, or one line of stdin) and print
+    /// an argon2id hash for the users file.
+    HashPassword,
+    /// Print the policy decision for a user, a method and a path.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A user of the users file (file source).
+        #[arg(long)]
+        user: String,
+        /// The role to assume instead of looking the user up (cluster source).
+        #[arg(long)]
+        role: Option<String>,
+        method: String,
+        path: String,
+    },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of audit files (rotated ones included):
+    /// reports the first edited, deleted or reordered record.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,7 +91,68 @@ fn main() -> ExitCode {
             })
         }
         Command::Demo { listen } => run_runtime(regate::demo::run(listen)),
+        Command::HashPassword => hash_password(),
+        Command::Explain {
+            config,
+            user,
+            role,
+            method,
+            path,
+        } => explain(&config, &user, role.as_deref(), &method, &path),
+        Command::Audit {
+            command: AuditCommand::Verify { files },
+        } => match regate::audit::verify(&files) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
     }
+}
+
+fn hash_password() -> ExitCode {
+    let hashed = regate::auth::password::read_password()
+        .and_then(|p| regate::auth::password::hash_password(&p));
+    match hashed {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("regate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(config: &Path, user: &str, role: Option<&str>, method: &str, path: &str) -> ExitCode {
+    let mut cfg = match regate::config::load(config) {
+        Ok(c) => c,
+        Err(errs) => return config_failure(config, &errs),
+    };
+    let (role, uid) = match role {
+        Some(r) => (std::sync::Arc::<str>::from(r), None),
+        None => {
+            let found = cfg
+                .auth
+                .take()
+                .and_then(|a| regate::auth::Authenticator::new(a, None).ok())
+                .and_then(|a| a.role_of(user));
+            match found {
+                Some(r) => r,
+                None => {
+                    eprintln!("regate: user `{user}` is not in the users file (use --role for the cluster source)");
+                    return ExitCode::from(EX_CONFIG);
+                }
+            }
+        }
+    };
+    println!("{}", cfg.policy.explain(&role, uid, user, method, path));
+    ExitCode::SUCCESS
 }
 
 fn config_failure(file: &std::path::Path, errs: &[regate::config::ConfigError]) -> ExitCode {

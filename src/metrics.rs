@@ -434,6 +434,13 @@ impl Metrics {
         .inc();
     }
 
+    /// Adds cache hits and misses counted elsewhere (the authenticator's
+    /// own counters, copied once a second off the request path).
+    pub fn auth_cache_add(&self, hits: u64, misses: u64) {
+        self.auth_cache_hits.inc_by(hits);
+        self.auth_cache_misses.inc_by(misses);
+    }
+
     /// A request refused by the limit of `scope` (a fixed name from code).
     pub fn rate_limited(&self, scope: &'static str) {
         if let Ok(c) = self.rate_limited.get_metric_with_label_values(&[scope]) {

@@ -1,7 +1,8 @@
 //! The single exit door. Every request, answered by a node or rejected by
 //! the gateway, ends in [`Observer::finish`] exactly once: when its
 //! response body is finished or dropped (so the byte count and the
-//! completion flag are final). The audit record and metrics hang here.
+//! completion flag are final). It writes the one audit record and the one
+//! metrics observation of the request.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,10 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderValue, Method, StatusCode};
 
+use crate::audit::{AuditRecord, AuditSlot, Decision, RateLimit};
 use crate::body::{OnDone, Tally};
 use crate::context::{ConnInfo, Principal};
 use crate::error::Reject;
 use crate::gateway::Gateway;
+use crate::ratelimit::{Limited, Verdict};
 
 /// What happened to one request; filled in by the pipeline as it goes.
 pub struct Exchange {
@@ -29,7 +32,17 @@ pub struct Exchange {
     /// The canonical path, when it differs from the raw one.
     pub path: Option<Box<str>>,
     pub route: Option<Arc<str>>,
+    pub api_version: Option<u16>,
+    pub permission: Option<Arc<str>>,
+    /// The policy rule that allowed (`role-permission`, `self-service`, `dry-run`).
+    pub rule: Option<&'static str>,
+    pub decision: Decision,
     pub principal: Option<Principal>,
+    pub rate_limit: RateLimit,
+    /// The limit that refused the request (headers for the 429).
+    pub limited: Option<Limited>,
+    /// The limiter's state for an allowed request (optional headers).
+    pub verdict: Option<Verdict>,
     pub node: Option<Arc<str>>,
     pub upstream_status: Option<StatusCode>,
     pub upstream_elapsed: Option<Duration>,
@@ -39,9 +52,11 @@ pub struct Exchange {
     pub tally: Option<Arc<Tally>>,
     /// The request carried a body.
     pub had_body: bool,
+    /// A queue slot reserved when the request started (audit back-pressure).
+    pub audit_slot: Option<AuditSlot>,
 }
 
-/// Counters kept for the life of the process.
+/// Counters kept for the life of the process (tests read them).
 #[derive(Default)]
 pub struct Observer {
     requests: AtomicU64,
@@ -78,28 +93,15 @@ impl Observer {
     pub fn conn_refused(&self) {
         self.conns_refused.fetch_add(1, Ordering::Relaxed);
     }
+}
 
-    /// Records one finished request.
-    pub fn finish(&self, ex: &Exchange, bytes_out: u64, complete: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if ex.reject.is_some() {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        tracing::debug!(
-            target: "regate::access",
-            id = ?ex.id,
-            client = %ex.client_ip,
-            method = %ex.method,
-            route = ex.route.as_deref().unwrap_or("-"),
-            user = ex.principal.as_ref().map(|p| &*p.user).unwrap_or("-"),
-            status = ex.status.as_u16(),
-            upstream = ex.node.as_deref().unwrap_or("-"),
-            bytes_in = ex.tally.as_ref().map_or(0, |t| t.bytes()),
-            bytes_out,
-            complete,
-            micros = ex.started.elapsed().as_micros() as u64,
-        );
-    }
+fn version_label(v: Option<u16>) -> Option<&'static str> {
+    Some(match v? {
+        1 => "v1",
+        2 => "v2",
+        3 => "v3",
+        _ => "v?",
+    })
 }
 
 /// Hooks an [`Exchange`] to its response body's end.
@@ -110,7 +112,72 @@ pub struct Finish {
 
 impl OnDone for Finish {
     fn done(self: Box<Self>, bytes_out: u64, complete: bool) {
-        self.ex.conn.activity.end();
-        self.gw.observer.finish(&self.ex, bytes_out, complete);
+        let Finish { mut ex, gw } = *self;
+        ex.conn.activity.end();
+        let elapsed = ex.started.elapsed();
+        let obs = &gw.observer;
+        obs.requests.fetch_add(1, Ordering::Relaxed);
+        let reject_code = ex.reject.as_ref().map(|r| {
+            obs.rejected.fetch_add(1, Ordering::Relaxed);
+            r.parts().error_code
+        });
+        let decision = match (&ex.reject, ex.decision) {
+            // refused before or by the policy: a denial
+            (Some(_), Decision::Allow) if ex.upstream_status.is_none() && ex.node.is_none() => {
+                Decision::Deny
+            }
+            (_, d) => d,
+        };
+        gw.metrics.observe_request(
+            ex.route.as_deref(),
+            ex.method.as_str(),
+            ex.status.as_u16(),
+            decision,
+            elapsed,
+        );
+        let id = ex.id.to_str().unwrap_or("-");
+        let principal = ex.principal.as_ref();
+        let rule = match (ex.rule, &reject_code) {
+            (Some(r), None) => Some(r),
+            (_, Some(code)) => Some(code.as_ref()),
+            (None, None) => None,
+        };
+        let rec = AuditRecord {
+            time: ex.started_at,
+            request_id: id,
+            client_ip: ex.client_ip,
+            client_port: ex.conn.peer.port(),
+            tls_version: ex.conn.tls_version,
+            sni: ex.conn.sni.as_deref(),
+            user: principal.map(|p| &*p.user),
+            role: principal.map(|p| &*p.role),
+            identity_source: principal.map(|p| p.source.as_str()),
+            method: ex.method.as_str(),
+            path: Some(ex.path.as_deref().unwrap_or(ex.raw_target.path())),
+            raw_path: ex.raw_target.as_str().as_bytes(),
+            route: ex.route.as_deref(),
+            api_version: version_label(ex.api_version),
+            decision,
+            rule,
+            permission: ex.permission.as_deref(),
+            rate_limit: ex.rate_limit,
+            upstream: ex.node.as_deref(),
+            upstream_status: ex.upstream_status.map(|s| s.as_u16()),
+            status: ex.status.as_u16(),
+            bytes_in: ex.tally.as_ref().map_or(0, |t| t.bytes()),
+            bytes_out,
+            complete,
+            duration: elapsed,
+            upstream_duration: ex.upstream_elapsed,
+            body_sha256: ex.tally.as_ref().and_then(|t| t.digest()),
+        };
+        match ex.audit_slot.take() {
+            Some(slot) => {
+                slot.submit(&rec);
+            }
+            None => {
+                gw.audit.try_submit(&rec);
+            }
+        }
     }
 }

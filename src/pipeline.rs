@@ -2,27 +2,44 @@
 //! this order, and every outcome leaves through [`finish`] exactly once:
 //!
 //! ```text
-//! screen (methods, upgrades, duplicate/illegal headers, declared size)
-//!   -> pick a node -> forward (stream both ways) -> finish
+//! screen      protocol sanity: methods, upgrades, duplicate/illegal headers, size
+//! audit gate  `[audit] required` and the sink failing -> 503
+//! canonicalize + resolve   the canonical path and its route (404 / 505 / 400)
+//! limit ip    per-client limit, before any password hashing
+//! authenticate              Basic credentials -> Principal (401 / 429 / 503)
+//! authorize   Principal x route -> Permit (403), self-service body check
+//! limit user  per-user, per-class, global limits (429)
+//! pick + forward            a node for the route's API version; stream both ways
+//! finish      response + one audit record + one metrics observation
 //! ```
 //! Stages are functions of borrowed inputs returning a typed outcome or a
-//! [`Reject`]; only this file knows their order.
+//! [`Reject`]; only this file knows their order. Unknown routes and bad
+//! paths are refused before authentication: they cost no password check.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::audit::{Decision, RateLimit};
 use crate::body::{RequestBody, ResponseBody, Tally};
 use crate::context::ConnInfo;
 use crate::error::Reject;
 use crate::gateway::{Gateway, Snapshot};
+use crate::metrics::AuthOutcome;
 use crate::observe::{Exchange, Finish};
+use crate::policy::{self, BodyVerdict, EndpointClass, Permit};
+use crate::ratelimit::{Class, Denied};
 use crate::upstream::{forward, headers};
+
+/// Largest body buffered for a self-service check (`PUT /v1/users/password`).
+const SELF_SERVICE_BODY_MAX: usize = 64 * 1024;
 
 /// Serves one request. Never fails: every error becomes a response here.
 pub async fn handle(
@@ -32,12 +49,17 @@ pub async fn handle(
 ) -> Response<ResponseBody> {
     conn.activity.begin();
     let snap = gw.current_full();
-    let mut ex = start(&gw, &snap, conn, &req);
-    let outcome = process(&snap, &mut ex, req).await;
+    let mut ex = start(&gw, &snap, conn, &req).await;
+    let outcome = process(&gw, &snap, &mut ex, req).await;
     finish(gw, &snap, ex, outcome)
 }
 
-fn start(gw: &Gateway, snap: &Snapshot, conn: Arc<ConnInfo>, req: &Request<Incoming>) -> Exchange {
+async fn start(
+    gw: &Gateway,
+    snap: &Snapshot,
+    conn: Arc<ConnInfo>,
+    req: &Request<Incoming>,
+) -> Exchange {
     let id = match req.headers().get("x-request-id") {
         Some(v) if headers::valid_request_id(v) => v.clone(),
         _ => gw.next_request_id(),
@@ -46,6 +68,9 @@ fn start(gw: &Gateway, snap: &Snapshot, conn: Arc<ConnInfo>, req: &Request<Incom
         .config
         .trusted_proxies
         .client_ip(conn.peer.ip(), req.headers());
+    // Back-pressure point: in `on_full = "block"` mode a full audit queue
+    // holds new requests here, so the exit door never has to wait.
+    let audit_slot = Some(gw.audit.reserve().await);
     Exchange {
         id,
         started: Instant::now(),
@@ -59,7 +84,14 @@ fn start(gw: &Gateway, snap: &Snapshot, conn: Arc<ConnInfo>, req: &Request<Incom
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
         path: None,
         route: None,
+        api_version: None,
+        permission: None,
+        rule: None,
+        decision: Decision::Deny,
         principal: None,
+        rate_limit: RateLimit::NotChecked,
+        limited: None,
+        verdict: None,
         node: None,
         upstream_status: None,
         upstream_elapsed: None,
@@ -67,11 +99,13 @@ fn start(gw: &Gateway, snap: &Snapshot, conn: Arc<ConnInfo>, req: &Request<Incom
         reject: None,
         tally: None,
         had_body: !req.body().is_end_stream(),
+        audit_slot,
         conn,
     }
 }
 
 async fn process(
+    gw: &Gateway,
     snap: &Snapshot,
     ex: &mut Exchange,
     req: Request<Incoming>,
@@ -80,16 +114,109 @@ async fn process(
     // could be read two ways (smuggling, tunnelling, ambiguous identity).
     screen(&req, snap)?;
 
-    // Pick a node. Passive health: nodes that refused connections are
-    // tried last.
-    let node_idx = snap.balancer.pick(None).next().ok_or(Reject::NoUpstream)?;
+    // Unaudited requests are not served when the audit trail is required.
+    if !gw.audit.healthy() {
+        return Err(Reject::AuditUnavailable);
+    }
+
+    // The decision is made on the canonical path, and exactly that path is
+    // forwarded (SECURITY.md rule 1).
+    let policy = &snap.config.policy;
+    let canonical = policy::canonicalize(req.uri().path())?;
+    if canonical.as_ref() != req.uri().path() {
+        ex.path = Some(canonical.as_ref().into());
+    }
+    let x_api_version = req.headers().get("x-api-version").map(|v| v.as_bytes());
+    let route = policy.resolve(req.method(), &canonical, x_api_version)?;
+    ex.route = Some(route.template_arc().clone());
+    ex.api_version = Some(route.version.0);
+    ex.permission = Some(Arc::from(route.permission));
+
+    // Per-client limit before any password hashing: a flood from one
+    // address costs one map lookup each.
+    if let Err(d) = snap.limiter.check_ip_shared(ex.client_ip).await {
+        return Err(limit_denied(gw, ex, d));
+    }
+
+    let principal = match snap.auth.authenticate(req.headers(), ex.client_ip).await {
+        Ok(p) => {
+            gw.metrics
+                .observe_auth(Some(p.source), AuthOutcome::Success);
+            p
+        }
+        Err(r) => {
+            gw.metrics
+                .observe_auth(Some(snap.auth.identity_source()), auth_outcome(&r));
+            return Err(r);
+        }
+    };
+    let permit = policy.authorize(&route, &principal);
+    ex.principal = Some(principal);
+    let permit = permit?;
+    note_permit(ex, &permit);
+
+    // Self-service routes decide on the body (`username`): buffer it (small,
+    // bounded, under the body deadline) and forward exactly those bytes.
+    let (mut parts, body) = req.into_parts();
+    let body = if permit.requires_body_check() {
+        let bytes = buffer_small_body(body, snap).await?;
+        let who = ex.principal.as_ref().ok_or(Reject::Internal)?;
+        if let BodyVerdict::DryRunDenied(r) = permit.check_body(&bytes, who)? {
+            dry_run_denied(ex, &permit, &r);
+        }
+        RequestBody::full(bytes)
+    } else if body.is_end_stream() {
+        RequestBody::empty()
+    } else {
+        let tally = Arc::new(Tally::default());
+        ex.tally = Some(tally.clone());
+        let digest = snap.config.audit.body_digest && is_write(&parts.method);
+        let t = &snap.config.timeouts;
+        RequestBody::stream(
+            body,
+            snap.config.limits.max_body_bytes,
+            t.request_body,
+            tally,
+            digest,
+        )
+    };
+
+    // Per-user, per-class and global limits, only for authorized requests
+    // (a request denied above spends none of these tokens).
+    let who = ex.principal.as_ref().ok_or(Reject::Internal)?;
+    match snap
+        .limiter
+        .check_request_shared(&who.user, &who.role, class_of(permit.class))
+        .await
+    {
+        Ok(v) => {
+            ex.rate_limit = RateLimit::Pass;
+            ex.verdict = Some(v);
+        }
+        Err(d) => return Err(limit_denied(gw, ex, d)),
+    }
+
+    // A node serving the route's API version; refused nodes are tried last.
+    let node_idx = snap
+        .balancer
+        .pick(Some(permit.version.0))
+        .next()
+        .ok_or(Reject::NoUpstream)?;
     let node = &snap.config.upstream.nodes[node_idx];
     ex.node = Some(node.url.clone());
 
-    // Build the upstream request from the authorized path, never from raw
-    // bytes, with our own framing and forwarding headers.
-    let (mut parts, body) = req.into_parts();
-    let path_and_query = ex.raw_target.clone();
+    // The upstream request: canonical path + the query untouched, our own
+    // framing and forwarding headers.
+    let path_and_query = match &ex.path {
+        None => ex.raw_target.clone(),
+        Some(p) => {
+            let pq = match ex.raw_target.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p.to_string(),
+            };
+            PathAndQuery::try_from(pq).map_err(|_| Reject::Internal)?
+        }
+    };
     let mut uri_parts = http::uri::Parts::default();
     uri_parts.scheme = Some(node.scheme.clone());
     uri_parts.authority = Some(node.authority.clone());
@@ -101,22 +228,9 @@ async fn process(
         headers::Forwarded {
             x_forwarded_for,
             request_id: &ex.id,
-            authorization: None,
+            authorization: snap.auth.upstream_authorization(),
         },
     );
-    let body = if body.is_end_stream() {
-        RequestBody::empty()
-    } else {
-        let tally = Arc::new(Tally::default());
-        ex.tally = Some(tally.clone());
-        let t = &snap.config.timeouts;
-        RequestBody::stream(
-            body,
-            snap.config.limits.max_body_bytes,
-            t.request_body,
-            tally,
-        )
-    };
     let mut up = Request::new(body);
     *up.method_mut() = parts.method;
     *up.uri_mut() = uri;
@@ -130,16 +244,92 @@ async fn process(
         ex.tally.as_deref(),
     )
     .await;
-    ex.upstream_elapsed = Some(sent.elapsed());
+    let elapsed = sent.elapsed();
+    ex.upstream_elapsed = Some(elapsed);
     match &result {
         Ok(resp) => {
             snap.balancer.mark_up(node_idx);
             ex.upstream_status = Some(resp.status());
+            gw.metrics.observe_upstream(&node.url, elapsed, None);
         }
-        Err(Reject::UpstreamUnreachable) => snap.balancer.mark_down(node_idx),
-        Err(_) => {}
+        Err(r) => {
+            if *r == Reject::UpstreamUnreachable {
+                snap.balancer.mark_down(node_idx);
+            }
+            if let Some(kind) = forward::error_kind(r) {
+                gw.metrics.observe_upstream(&node.url, elapsed, Some(kind));
+            }
+        }
     }
     result
+}
+
+fn note_permit(ex: &mut Exchange, permit: &Permit) {
+    ex.rule = Some(permit.rule);
+    ex.permission = Some(permit.permission.clone());
+    ex.decision = Decision::Allow;
+    if let Some(r) = &permit.dry_run_denied {
+        dry_run_denied(ex, permit, r);
+    }
+}
+
+fn dry_run_denied(ex: &mut Exchange, permit: &Permit, would: &Reject) {
+    ex.decision = Decision::DryRunDeny;
+    ex.rule = Some(permit.rule);
+    tracing::warn!(
+        id = ?ex.id,
+        route = &*permit.template,
+        permission = &*permit.permission,
+        would = ?would.status(),
+        "dry-run: request forwarded that enforce mode would deny"
+    );
+}
+
+fn limit_denied(gw: &Gateway, ex: &mut Exchange, d: Denied) -> Reject {
+    match d {
+        Denied::Limited(l) => {
+            ex.rate_limit = RateLimit::Limited(l.scope);
+            ex.limited = Some(l);
+            gw.metrics.rate_limited(l.scope);
+            l.reject()
+        }
+        Denied::Unavailable => Reject::RateLimitUnavailable,
+    }
+}
+
+fn auth_outcome(r: &Reject) -> AuthOutcome {
+    match r {
+        Reject::AuthThrottled { .. } => AuthOutcome::Throttled,
+        Reject::AuthUnavailable => AuthOutcome::Unavailable,
+        Reject::Unauthorized => AuthOutcome::Failure,
+        _ => AuthOutcome::Missing,
+    }
+}
+
+fn class_of(c: EndpointClass) -> Class {
+    match c {
+        EndpointClass::Read => Class::Read,
+        EndpointClass::Write => Class::Write,
+        EndpointClass::Destructive => Class::Destructive,
+    }
+}
+
+fn is_write(m: &Method) -> bool {
+    matches!(*m, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}
+
+/// Reads a small body whole, bounded in size and time.
+async fn buffer_small_body(body: Incoming, snap: &Snapshot) -> Result<Bytes, Reject> {
+    let limited = http_body_util::Limited::new(body, SELF_SERVICE_BODY_MAX);
+    match tokio::time::timeout(snap.config.timeouts.request_body, limited.collect()).await {
+        Err(_) => Err(Reject::RequestTimeout),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge),
+        Ok(Err(_)) => Err(Reject::BadRequest {
+            code: "request_body_error",
+            description: "the request body could not be read",
+        }),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
 }
 
 /// Our `X-Forwarded-For`: the socket peer, appended to the client's chain
@@ -176,7 +366,8 @@ fn screen(req: &Request<Incoming>, snap: &Snapshot) -> Result<(), Reject> {
     if !method_allowed(req.method()) {
         return Err(Reject::MethodNotAllowed);
     }
-    if h.contains_key(header::UPGRADE) || req.extensions().get::<hyper::ext::Protocol>().is_some() {
+    if h.contains_key(header::UPGRADE) || req.extensions().get::<hyper::ext::Protocol>().is_some()
+    {
         return Err(Reject::UpgradeRefused);
     }
     for name in [header::HOST, header::AUTHORIZATION, header::CONTENT_LENGTH] {
@@ -228,11 +419,17 @@ fn finish(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             headers::rewrite_response(&mut parts.headers);
+            if let Some(v) = &ex.verdict {
+                v.apply_headers(&mut parts.headers);
+            }
             let body = ResponseBody::upstream(body, snap.config.timeouts.upstream_body);
             Response::from_parts(parts, body)
         }
         Err(reject) => {
             let (mut parts, body) = reject.to_response().into_parts();
+            if let Some(l) = &ex.limited {
+                l.apply_headers(&mut parts.headers);
+            }
             // An early answer with an unread body closes the connection
             // rather than reading (or smuggling) what follows (CVE-2025-4366).
             if ex.had_body && !ex.conn.h2 {

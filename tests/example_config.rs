@@ -15,7 +15,11 @@ fn example_config_parses_and_validates() {
     .unwrap()
     .replace("/etc/regate/server.pem", "server.pem")
     .replace("/etc/regate/server.key", "server.key")
-    .replace("/etc/regate/cluster-ca.pem", "ca.pem");
+    .replace("/etc/regate/cluster-ca.pem", "ca.pem")
+    .replace("/etc/regate/users.toml", "users.toml")
+    .replace("/var/log/regate/audit.jsonl", "audit.jsonl")
+    .replace("127.0.0.1:9464", "127.0.0.1:0");
+    std::fs::write(dir.path().join("users.toml"), "").unwrap();
     let path = dir.path().join("regate.toml");
     std::fs::write(&path, text).unwrap();
     let cfg = match regate::config::load(&path) {

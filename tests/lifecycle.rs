@@ -40,7 +40,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-const GOOD: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n[upstream]\nnodes = [\"https://127.0.0.1:1\"]\nca = \"ca.pem\"\n";
+const GOOD: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n[upstream]\nnodes = [\"https://127.0.0.1:1\"]\nca = \"ca.pem\"\n[auth]\nusers = \"users.toml\"\n[audit]\npath = \"audit.jsonl\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
 
 #[test]
 fn check_config_names_the_broken_key() {
@@ -49,8 +49,9 @@ fn check_config_names_the_broken_key() {
         .unwrap()
         .write_to(dir.path())
         .unwrap();
+    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
     let p = write_config(dir.path(), GOOD);
-    assert_eq!(check(&p).0, 0);
+    assert_eq!(check(&p).0, 0, "{}", check(&p).1);
 
     for (broken, key) in [
         (GOOD.replace("listen =", "lisen ="), "server.lisen"),
@@ -83,6 +84,7 @@ async fn sigterm_drains_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
     let pki = regate::pki::TestPki::generate().unwrap();
     pki.write_to(dir.path()).unwrap();
+    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
     let cluster = sim::start(SimOptions {
         nodes: 1,
         tls: Some(SimTls {

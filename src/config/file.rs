@@ -19,6 +19,19 @@ pub struct FileConfig {
     pub timeouts: TimeoutsFile,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub auth: crate::auth::config::AuthConfig,
+    #[serde(default)]
+    pub policy: crate::policy::config::PolicyConfig,
+    /// `[[roles]]`: custom roles.
+    #[serde(default)]
+    pub roles: Vec<crate::policy::config::CustomRoleConfig>,
+    #[serde(default)]
+    pub rate_limit: crate::ratelimit::config::RateLimitFile,
+    #[serde(default)]
+    pub audit: crate::audit::config::AuditConfig,
+    #[serde(default)]
+    pub metrics: crate::admin::MetricsConfig,
 }
 
 /// `[server]`

@@ -57,6 +57,12 @@ pub struct Config {
     pub upstream: Upstream,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    pub policy: Arc<crate::policy::Policy>,
+    /// Taken (moved into the authenticator) when the snapshot is built.
+    pub auth: Option<crate::auth::config::AuthSettings>,
+    pub rate_limit: crate::ratelimit::RateLimitSettings,
+    pub audit: crate::audit::config::AuditSettings,
+    pub metrics: crate::admin::MetricsSettings,
 }
 
 /// The cluster nodes and how to reach them.
@@ -64,8 +70,8 @@ pub struct Upstream {
     pub nodes: Vec<Node>,
     pub tls: Arc<rustls::ClientConfig>,
     pub pool_max_idle_per_node: usize,
-    /// API version (`"v2"`) -> indexes into `nodes` that serve it.
-    pub versions: Vec<(String, Vec<usize>)>,
+    /// API version number (2 for `v2`) -> indexes into `nodes` that serve it.
+    pub versions: Vec<(u16, Vec<usize>)>,
 }
 
 /// One cluster node.
@@ -209,18 +215,51 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
     let timeouts = validate_timeouts(&file.timeouts, &mut errs);
     let limits = validate_limits(&file.limits, &mut errs);
 
-    match (listen, tls, upstream, timeouts) {
-        (Some(listen), Some(tls), Some(upstream), Some(timeouts)) if errs.is_empty() => {
-            Ok(Config {
-                path: path.to_path_buf(),
-                listen,
-                trusted_proxies: TrustedProxies::new(proxies),
-                tls,
-                upstream,
-                timeouts,
-                limits,
-            })
+    // The policy first: the users file is checked against its roles.
+    let policy = crate::policy::Policy::compile(&file.policy, &file.roles)
+        .map(Arc::new)
+        .map_err(|e| errs.extend(e))
+        .ok();
+    let auth = match &policy {
+        Some(p) => {
+            let p = p.clone();
+            let has_role: crate::auth::config::RoleCheck = Arc::new(move |r: &str| p.has_role(r));
+            file.auth
+                .validate(base, has_role)
+                .map_err(|e| errs.extend(e))
+                .ok()
         }
+        None => None,
+    };
+    let rate_limit = file.rate_limit.validate().map_err(|e| errs.extend(e)).ok();
+    let audit = file.audit.validate(base).map_err(|e| errs.extend(e)).ok();
+    let metrics = file.metrics.validate().map_err(|e| errs.extend(e)).ok();
+
+    match (listen, tls, upstream, timeouts, policy, auth, rate_limit, audit, metrics) {
+        (
+            Some(listen),
+            Some(tls),
+            Some(upstream),
+            Some(timeouts),
+            Some(policy),
+            Some(auth),
+            Some(rate_limit),
+            Some(audit),
+            Some(metrics),
+        ) if errs.is_empty() => Ok(Config {
+            path: path.to_path_buf(),
+            listen,
+            trusted_proxies: TrustedProxies::new(proxies),
+            tls,
+            upstream,
+            timeouts,
+            limits,
+            policy,
+            auth: Some(auth),
+            rate_limit,
+            audit,
+            metrics,
+        }),
         _ => Err(errs),
     }
 }
@@ -264,7 +303,11 @@ fn validate_upstream(
     let mut versions = Vec::new();
     for (version, urls) in &u.versions {
         let key = format!("upstream.versions.{version}");
-        if !is_version_name(version) {
+        let number = version
+            .strip_prefix('v')
+            .and_then(|d| d.parse::<u16>().ok())
+            .filter(|_| is_version_name(version));
+        if number.is_none() {
             errs.push(ConfigError::new(&key, "version names look like v1, v2"));
         }
         if urls.is_empty() {
@@ -280,7 +323,7 @@ fn validate_upstream(
                 )),
             }
         }
-        versions.push((version.clone(), idx));
+        versions.push((number.unwrap_or(0), idx));
     }
     if errs.len() > before {
         return None;

@@ -45,6 +45,15 @@ pub fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Counts the connection in the open-connections gauge while alive.
+struct OpenConn(Arc<Gateway>);
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.metrics.connection_closed();
+    }
+}
+
 /// Serves one accepted TCP connection to completion.
 pub async fn serve(
     gw: Arc<Gateway>,
@@ -53,6 +62,8 @@ pub async fn serve(
     mut drain: watch::Receiver<bool>,
     _guard: ConnGuard,
 ) {
+    gw.metrics.connection_opened();
+    let _open = OpenConn(gw.clone());
     let snap = gw.current_full();
     let acceptor = TlsAcceptor::from(snap.config.tls.clone());
     let tls = match tokio::time::timeout(snap.config.timeouts.tls_handshake, acceptor.accept(tcp))
@@ -61,11 +72,13 @@ pub async fn serve(
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             gw.observer.tls_failure();
+            gw.metrics.tls_handshake_failed();
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             return;
         }
         Err(_) => {
             gw.observer.tls_failure();
+            gw.metrics.tls_handshake_failed();
             tracing::debug!(%peer, "TLS handshake timed out");
             return;
         }

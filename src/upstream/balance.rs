@@ -15,8 +15,8 @@ pub type NodeIdx = usize;
 /// Round-robin state and passive health marks.
 pub struct Balancer {
     all: Vec<NodeIdx>,
-    /// (version, candidate nodes, cursor)
-    by_version: Vec<(String, Vec<NodeIdx>, AtomicUsize)>,
+    /// (API version number, candidate nodes, cursor)
+    by_version: Vec<(u16, Vec<NodeIdx>, AtomicUsize)>,
     cursor: AtomicUsize,
     /// Per node: milliseconds since `epoch` until which it is skipped (0 = up).
     down_until: Vec<AtomicU64>,
@@ -24,12 +24,12 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub fn new(nodes: usize, versions: &[(String, Vec<NodeIdx>)]) -> Self {
+    pub fn new(nodes: usize, versions: &[(u16, Vec<NodeIdx>)]) -> Self {
         Balancer {
             all: (0..nodes).collect(),
             by_version: versions
                 .iter()
-                .map(|(v, n)| (v.clone(), n.clone(), AtomicUsize::new(0)))
+                .map(|(v, n)| (*v, n.clone(), AtomicUsize::new(0)))
                 .collect(),
             cursor: AtomicUsize::new(0),
             down_until: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
@@ -39,7 +39,7 @@ impl Balancer {
 
     /// Candidate nodes for a request of API `version`, in the order to try
     /// them: healthy ones first, starting at the round-robin cursor.
-    pub fn pick(&self, version: Option<&str>) -> Candidates<'_> {
+    pub fn pick(&self, version: Option<u16>) -> Candidates<'_> {
         let (nodes, cursor) = match version.and_then(|v| self.by_version.iter().find(|e| e.0 == v))
         {
             Some((_, nodes, cursor)) => (nodes.as_slice(), cursor),
@@ -152,10 +152,10 @@ mod tests {
 
     #[test]
     fn versions_use_their_subset() {
-        let b = Balancer::new(3, &[("v2".to_string(), vec![2])]);
+        let b = Balancer::new(3, &[(2, vec![2])]);
         for _ in 0..4 {
-            assert_eq!(b.pick(Some("v2")).collect::<Vec<_>>(), vec![2]);
+            assert_eq!(b.pick(Some(2)).collect::<Vec<_>>(), vec![2]);
         }
-        assert_eq!(b.pick(Some("v1")).count(), 3);
+        assert_eq!(b.pick(Some(1)).count(), 3);
     }
 }

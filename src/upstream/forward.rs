@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use crate::body::{BodyEnd, RequestBody, Tally};
 use crate::error::Reject;
+use crate::metrics::UpstreamErrorKind;
 
 use super::client::HttpClient;
 
@@ -63,5 +64,15 @@ pub fn classify(e: &hyper_util::client::legacy::Error, tally: Option<&Tally>) ->
         Reject::UpstreamProtocol
     } else {
         Reject::UpstreamUnreachable
+    }
+}
+
+/// The metrics label of an upstream failure (`None`: not the node's fault).
+pub fn error_kind(r: &Reject) -> Option<UpstreamErrorKind> {
+    match r {
+        Reject::UpstreamUnreachable => Some(UpstreamErrorKind::Unreachable),
+        Reject::UpstreamTimeout => Some(UpstreamErrorKind::Timeout),
+        Reject::UpstreamProtocol => Some(UpstreamErrorKind::Protocol),
+        _ => None,
     }
 }

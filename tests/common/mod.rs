@@ -63,6 +63,17 @@ impl World {
             nodes.join(", "),
             setup.extra
         );
+        let mut config = config;
+        if !setup.extra.contains("[auth]") {
+            std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
+            config.push_str("\n[auth]\nusers = \"users.toml\"\n");
+        }
+        if !setup.extra.contains("[audit]") {
+            config.push_str("\n[audit]\npath = \"audit.jsonl\"\nfsync = \"always\"\n");
+        }
+        if !setup.extra.contains("[metrics]") {
+            config.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+        }
         let config_path = dir.path().join("regate.toml");
         std::fs::write(&config_path, config).unwrap();
         let cfg = match regate::config::load(&config_path) {
@@ -108,6 +119,30 @@ impl World {
             .flat_map(|n| n.requests())
             .collect()
     }
+}
+
+/// The users file matching the simulator's default users (bcrypt cost 4:
+/// fast for tests; production files use cost 10+ or argon2id).
+pub fn users_toml() -> String {
+    let mut out = String::new();
+    for (name, pass, role, uid) in [
+        (ADMIN.0, ADMIN.1, "admin", 1),
+        (VIEWER.0, VIEWER.1, "db_viewer", 2),
+    ] {
+        let hash = bcrypt::hash(pass, 4).unwrap();
+        out.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nrole = \"{role}\"\nuid = {uid}\n\n"
+        ));
+    }
+    out
+}
+
+/// The audit records written so far (one JSON object per line).
+pub fn audit_lines(w: &World) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(w.dir.path().join("audit.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad audit line {l}: {e}")))
+        .collect()
 }
 
 pub fn client_tls(ca_pem: &str, alpn: &[&[u8]]) -> rustls::ClientConfig {
