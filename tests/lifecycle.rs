@@ -56,7 +56,7 @@ fn check_config_names_the_broken_key() {
     for (broken, key) in [
         (GOOD.replace("listen =", "lisen ="), "server.lisen"),
         (
-            GOOD.replace("127.0.0.1:0", "not-an-address"),
+            GOOD.replacen("127.0.0.1:0", "not-an-address", 1),
             "server.listen",
         ),
         (GOOD.replace("server.pem", "missing.pem"), "tls.cert"),
