@@ -571,3 +571,56 @@ async fn body_digest_is_the_sha256_of_the_request_body() {
     assert_eq!(get["method"], "GET");
     assert!(get.get("body_sha256").is_none(), "no digest without a body");
 }
+
+/// Requests hyper refuses before the pipeline sees them (raw invalid
+/// UTF-8 and ESC in the request target, a head over the size limit) are
+/// still audited and counted: one line each, status as the client saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_audited_too() {
+    let w = World::start().await;
+    let auth = basic(ADMIN.0, ADMIN.1);
+    let mut bad_target = b"GET /v1/".to_vec();
+    bad_target.extend_from_slice(b"\xff\xfe\x1b[2J");
+    bad_target.extend_from_slice(
+        format!(" HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n").as_bytes(),
+    );
+    let huge_head = format!(
+        "GET /v1/bdbs HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(64 * 1024)
+    );
+    let mut statuses = Vec::new();
+    for bytes in [bad_target, huge_head.into_bytes()] {
+        let mut s = w.raw().await;
+        let (resp, _) = raw_exchange(&mut s, &bytes, Duration::from_secs(2)).await;
+        let status: u16 = resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [400, 431]);
+    let m = eventually(
+        "malformed requests counted",
+        Duration::from_secs(5),
+        || async {
+            let m = metrics_text(w.gateway.metrics_addr).await;
+            (metric_sum(&m, "regate_requests_total", &[("status_class", "4xx")]) >= 2.0)
+                .then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(metric_sum(&m, "regate_requests_total", &[]), 2.0, "{m}");
+    let World { gateway, dir, .. } = w;
+    gateway.shutdown().await;
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(!text.contains('\u{1b}'));
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (v, status) in lines.iter().zip(statuses) {
+        assert_eq!(v["status"], status, "{v}");
+        assert_eq!(v["decision"], "deny", "{v}");
+        assert_eq!(v["client_ip"], "127.0.0.1", "{v}");
+        assert!(v.get("user").is_none(), "{v}");
+    }
+    assert!(!text.contains(ADMIN.1));
+}
