@@ -2,7 +2,10 @@
 //! the gateway, ends in [`Observer::finish`] exactly once: when its
 //! response body is finished or dropped (so the byte count and the
 //! completion flag are final). It writes the one audit record and the one
-//! metrics observation of the request.
+//! metrics observation of the request. A request head hyper itself
+//! refuses (unparsable or too large) never becomes a request; the
+//! connection reports it once through [`malformed`], so it is audited and
+//! counted all the same.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,4 +183,57 @@ impl OnDone for Finish {
             }
         }
     }
+}
+
+/// The status hyper answered a request head it could not parse with, or
+/// `None` when it sent nothing (or the error is not a parse error).
+pub fn parse_error_status(e: &hyper::Error) -> Option<StatusCode> {
+    if !e.is_parse() || e.is_parse_status() || e.is_parse_version_h2() {
+        return None;
+    }
+    Some(if e.is_parse_too_large() {
+        // hyper answers 414 for a long URI and 431 for a long head; only
+        // its message tells the two apart
+        if e.to_string().contains("URI") {
+            StatusCode::URI_TOO_LONG
+        } else {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        }
+    } else {
+        StatusCode::BAD_REQUEST
+    })
+}
+
+/// One audit record and one metrics observation for a request head that
+/// hyper refused with `status` before the pipeline saw it. Nothing of the
+/// request is known: no method, path or user is recorded.
+pub async fn malformed(gw: &Gateway, conn: &ConnInfo, status: StatusCode) {
+    let obs = &gw.observer;
+    obs.requests.fetch_add(1, Ordering::Relaxed);
+    obs.rejected.fetch_add(1, Ordering::Relaxed);
+    // since the connection's previous request ended (or it opened): the
+    // closest we know to when this head began
+    let elapsed = conn.activity.idle_for().unwrap_or_default();
+    gw.metrics
+        .observe_request(None, "-", status.as_u16(), Decision::Deny, elapsed);
+    let id = gw.next_request_id();
+    let rec = AuditRecord {
+        time: SystemTime::now() - elapsed,
+        request_id: id.to_str().unwrap_or("-"),
+        client_ip: conn.peer.ip(),
+        client_port: conn.peer.port(),
+        tls_version: conn.tls_version,
+        sni: conn.sni.as_deref(),
+        method: "-",
+        decision: Decision::Deny,
+        rule: Some(if status == StatusCode::BAD_REQUEST {
+            "malformed_request"
+        } else {
+            "request_head_too_large"
+        }),
+        status: status.as_u16(),
+        duration: elapsed,
+        ..AuditRecord::default()
+    };
+    gw.audit.submit(&rec).await;
 }

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
-command -v promtool >/dev/null || need_apt+=(prometheus)
+# the prometheus package brings both: promtool (format checks) and the
+# server the gateway_metrics test scrapes with
+{ command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::context::{Activity, ConnInfo};
 use crate::gateway::Gateway;
-use crate::pipeline;
+use crate::{observe, pipeline};
 
 use super::listener::ConnGuard;
 use super::tls::version_name;
@@ -98,6 +98,7 @@ pub async fn serve(
     drop(snap);
 
     let svc_info = info.clone();
+    let gw_exit = gw.clone();
     let svc = service_fn(move |req| {
         let gw = gw.clone();
         let info = svc_info.clone();
@@ -117,6 +118,13 @@ pub async fn serve(
             res = conn.as_mut() => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    // hyper answered an unparsable head itself: audit it
+                    let status = e
+                        .downcast_ref::<hyper::Error>()
+                        .and_then(observe::parse_error_status);
+                    if let Some(status) = status {
+                        observe::malformed(&gw_exit, &info, status).await;
+                    }
                 }
                 return;
             }
