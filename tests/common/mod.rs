@@ -264,10 +264,14 @@ impl TestClient {
         let b = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only();
+        // no Nagle: small h2 frames would otherwise wait for delayed ACKs
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
         let connector = if h2 {
-            b.enable_http2().build()
+            b.enable_http2().wrap_connector(http)
         } else {
-            b.enable_http1().build()
+            b.enable_http1().wrap_connector(http)
         };
         let mut builder = Client::builder(TokioExecutor::new());
         builder.http2_only(h2);
