@@ -381,6 +381,14 @@ fn screen(req: &Request<Incoming>, snap: &Snapshot) -> Result<(), Reject> {
             });
         }
     }
+    // RFC 9112 3.2: an HTTP/1.1 request without Host is malformed (B6); h2
+    // carries the authority in its pseudo-header instead.
+    if req.version() == Version::HTTP_11 && !h.contains_key(header::HOST) {
+        return Err(Reject::BadRequest {
+            code: "missing_host",
+            description: "HTTP/1.1 requests need a Host header",
+        });
+    }
     if h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING) {
         return Err(Reject::BadRequest {
             code: "ambiguous_framing",
@@ -409,6 +417,15 @@ fn screen(req: &Request<Incoming>, snap: &Snapshot) -> Result<(), Reject> {
     Ok(())
 }
 
+/// Rejects answering a request that was malformed, ambiguous or asked for
+/// a tunnel: on HTTP/1.1 the connection is closed after them (B4, B8).
+fn protocol_violation(r: &Reject) -> bool {
+    matches!(
+        r,
+        Reject::BadRequest { .. } | Reject::UpgradeRefused | Reject::MethodNotAllowed
+    )
+}
+
 /// The single exit: turns the outcome into the client's response and
 /// hooks the audit record and metrics to the end of its body.
 fn finish(
@@ -433,8 +450,10 @@ fn finish(
                 l.apply_headers(&mut parts.headers);
             }
             // An early answer with an unread body closes the connection
-            // rather than reading (or smuggling) what follows (CVE-2025-4366).
-            if ex.had_body && !ex.conn.h2 {
+            // rather than reading (or smuggling) what follows (CVE-2025-4366);
+            // so does an answer to a malformed or tunnelling request, whose
+            // following bytes cannot be trusted to frame the next one.
+            if !ex.conn.h2 && (ex.had_body || protocol_violation(&reject)) {
                 parts
                     .headers
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -38,6 +38,10 @@ pub struct Setup {
     pub nodes: usize,
     pub extra: String,
     pub sim: Option<SimOptions>,
+    /// Files written into the world's directory before the config is
+    /// loaded (name relative to the directory, contents): users files,
+    /// service-account files.
+    pub files: Vec<(String, String)>,
 }
 
 impl World {
@@ -50,6 +54,9 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate().unwrap();
         let files = pki.write_to(dir.path()).unwrap();
+        for (name, text) in &setup.files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let mut opts = setup.sim.clone().unwrap_or_default();
         opts.nodes = if setup.nodes == 0 { 1 } else { setup.nodes };
         opts.tls = Some(SimTls {
@@ -137,6 +144,41 @@ pub fn users_toml() -> String {
     out
 }
 
+/// A users file for `(name, password, role, uid)` entries (bcrypt cost 4).
+pub fn users_toml_for(users: &[(&str, &str, &str, Option<u64>)]) -> String {
+    let mut out = String::new();
+    for (name, pass, role, uid) in users {
+        let hash = bcrypt::hash(pass, 4).unwrap();
+        out.push_str(&format!(
+            "[[users]]\nname = {}\npassword_hash = \"{hash}\"\nrole = \"{role}\"\n",
+            toml::Value::String(name.to_string())
+        ));
+        if let Some(uid) = uid {
+            out.push_str(&format!("uid = {uid}\n"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The audit file as written so far.
+pub fn audit_text(w: &World) -> String {
+    std::fs::read_to_string(w.dir.path().join("audit.jsonl")).unwrap_or_default()
+}
+
+/// Waits (up to 5 s) until the audit file holds at least `n` records: the
+/// writer runs behind the response.
+pub async fn wait_audit(w: &World, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let lines = audit_lines(w);
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The audit records written so far (one JSON object per line).
 pub fn audit_lines(w: &World) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(w.dir.path().join("audit.jsonl")).unwrap_or_default();
@@ -222,10 +264,14 @@ impl TestClient {
         let b = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only();
+        // no Nagle: small h2 frames would otherwise wait for delayed ACKs
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
         let connector = if h2 {
-            b.enable_http2().build()
+            b.enable_http2().wrap_connector(http)
         } else {
-            b.enable_http1().build()
+            b.enable_http1().wrap_connector(http)
         };
         let mut builder = Client::builder(TokioExecutor::new());
         builder.http2_only(h2);
