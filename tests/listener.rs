@@ -34,7 +34,9 @@ async fn read_until_close(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool)
 async fn plain_http_on_the_tls_port_is_closed_at_once() {
     let w = World::start().await;
     let mut s = TcpStream::connect(w.addr).await.unwrap();
-    s.write_all(b"GET /v1/bdbs HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /v1/bdbs HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let t = Instant::now();
     let (bytes, closed) = read_until_close(&mut s, Duration::from_secs(2)).await;
     assert!(closed, "connection left open");
@@ -105,7 +107,10 @@ async fn old_protocol_versions_and_weak_suites_are_refused() {
             .expect("openssl is installed");
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(text.contains("Cipher is (NONE)"), "{args:?} negotiated: {text}");
+        assert!(
+            text.contains("Cipher is (NONE)"),
+            "{args:?} negotiated: {text}"
+        );
     }
     // and a modern client does get through
     let out = tokio::process::Command::new("openssl")
@@ -182,7 +187,9 @@ async fn accept_loop_recovers_from_fd_exhaustion() {
         }
     });
     let port = loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("no listen line");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no listen line");
         if let Some(rest) = line.split("addr=").nth(1) {
             let addr = rest.split_whitespace().next().unwrap().to_string();
             break addr.rsplit(':').next().unwrap().to_string();
@@ -217,7 +224,10 @@ async fn accept_loop_recovers_from_fd_exhaustion() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(ok, "the gateway did not recover after descriptor exhaustion");
+    assert!(
+        ok,
+        "the gateway did not recover after descriptor exhaustion"
+    );
     let logs: Vec<String> = rx.try_iter().collect();
     assert!(
         logs.iter().any(|l| l.contains("out of resources")),
