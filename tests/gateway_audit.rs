@@ -87,6 +87,7 @@ async fn concurrent_requests_leave_one_verified_line_each() {
         nodes: 2,
         extra: open_limits(&users),
         sim: None,
+        files: Vec::new(),
     })
     .await;
     let clients = Arc::new([w.client(false), w.client(true)]);
