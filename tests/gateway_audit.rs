@@ -417,6 +417,14 @@ async fn required_audit_refuses_while_the_sink_fails_and_recovers() {
     .await;
     let c = w.client(true);
     assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
+    // the record is written by the audit thread after the response: wait
+    // for it, so the chain has a head on disk before the sink breaks
+    eventually(
+        "the first record on disk",
+        Duration::from_secs(5),
+        || async { (!read_lines(&audit_path).is_empty()).then_some(()) },
+    )
+    .await;
 
     std::fs::remove_dir_all(&audit_dir).unwrap();
     // The record of the request that finds the sink broken can only fail
