@@ -148,7 +148,11 @@ async fn sync_gauges(gw: std::sync::Weak<Gateway>) {
         let stats = snap.auth.stats();
         let (h, m) = (stats.cache_hits(), stats.cache_misses());
         // a reload builds a new authenticator whose counters restart at 0
-        let (dh, dm) = if h < hits || m < misses { (h, m) } else { (h - hits, m - misses) };
+        let (dh, dm) = if h < hits || m < misses {
+            (h, m)
+        } else {
+            (h - hits, m - misses)
+        };
         gw.metrics.auth_cache_add(dh, dm);
         (hits, misses) = (h, m);
         for (i, node) in snap.config.upstream.nodes.iter().enumerate() {

@@ -315,7 +315,10 @@ fn class_of(c: EndpointClass) -> Class {
 }
 
 fn is_write(m: &Method) -> bool {
-    matches!(*m, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *m,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 /// Reads a small body whole, bounded in size and time.
@@ -366,8 +369,7 @@ fn screen(req: &Request<Incoming>, snap: &Snapshot) -> Result<(), Reject> {
     if !method_allowed(req.method()) {
         return Err(Reject::MethodNotAllowed);
     }
-    if h.contains_key(header::UPGRADE) || req.extensions().get::<hyper::ext::Protocol>().is_some()
-    {
+    if h.contains_key(header::UPGRADE) || req.extensions().get::<hyper::ext::Protocol>().is_some() {
         return Err(Reject::UpgradeRefused);
     }
     for name in [header::HOST, header::AUTHORIZATION, header::CONTENT_LENGTH] {

@@ -235,7 +235,9 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
     let audit = file.audit.validate(base).map_err(|e| errs.extend(e)).ok();
     let metrics = file.metrics.validate().map_err(|e| errs.extend(e)).ok();
 
-    match (listen, tls, upstream, timeouts, policy, auth, rate_limit, audit, metrics) {
+    match (
+        listen, tls, upstream, timeouts, policy, auth, rate_limit, audit, metrics,
+    ) {
         (
             Some(listen),
             Some(tls),
