@@ -85,12 +85,15 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(errs) => return config_failure(&config, &errs),
             };
-            run_runtime(async move {
-                let running = regate::start(cfg).await?;
+            // One current-thread runtime per core, each with its own
+            // listener: see `regate::start_workers`.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            run_runtime(Flavor::CurrentThread, async move {
+                let running = regate::start_workers(cfg, workers).await?;
                 regate::serve_until_signal(running).await
             })
         }
-        Command::Demo { listen } => run_runtime(regate::demo::run(listen)),
+        Command::Demo { listen } => run_runtime(Flavor::MultiThread, regate::demo::run(listen)),
         Command::HashPassword => hash_password(),
         Command::Explain {
             config,
@@ -162,11 +165,20 @@ fn config_failure(file: &std::path::Path, errs: &[regate::config::ConfigError]) 
     ExitCode::from(EX_CONFIG)
 }
 
-fn run_runtime(fut: impl std::future::Future<Output = std::io::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+enum Flavor {
+    CurrentThread,
+    MultiThread,
+}
+
+fn run_runtime(
+    flavor: Flavor,
+    fut: impl std::future::Future<Output = std::io::Result<()>>,
+) -> ExitCode {
+    let mut builder = match flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("regate: cannot start the runtime: {e}");
