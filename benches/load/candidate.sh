@@ -10,7 +10,9 @@
 # Knobs: REGATE_BIN (default target/release/regate of this checkout, or
 # $CARGO_TARGET_DIR/release/regate), REGATE_LISTEN (127.0.0.1:9443),
 # REGATE_DIR (where the config, users file and audit trail go),
-# REGATE_MAX_CONN_PER_IP (256; the idle-connection memory test raises it).
+# REGATE_MAX_CONN (10000) and REGATE_MAX_CONN_PER_IP (256; the
+# idle-connection memory test raises both), REGATE_EXTRA_TOML (tables
+# appended to the config, e.g. a [timeouts] section).
 set -euo pipefail
 : "${BENCH_CERT:?run me from compare.sh/start.sh (BENCH_* unset)}"
 : "${BENCH_KEY:?}" "${BENCH_UPSTREAM_URL:?}" "${BENCH_HTPASSWD_BCRYPT:?}"
@@ -77,6 +79,8 @@ path = "$REGATE_DIR/audit.jsonl"
 [metrics]
 enabled = true
 listen = "127.0.0.1:0"
+
+${REGATE_EXTRA_TOML:-}
 TOML
 
 export RUST_LOG=${RUST_LOG:-warn}
