@@ -199,9 +199,14 @@ fn run_runtime(
     }
 }
 
+/// Default log filter. rustls warns once per handshake from a client
+/// that sends an IP address as SNI (OpenSSL-based clients such as curl
+/// and wrk do): a log line per connection that any client can trigger.
+const DEFAULT_LOG: &str = "info,rustls::msgs::handshake=error";
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

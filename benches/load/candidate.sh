@@ -83,5 +83,4 @@ listen = "127.0.0.1:0"
 ${REGATE_EXTRA_TOML:-}
 TOML
 
-export RUST_LOG=${RUST_LOG:-warn}
 exec "$REGATE_BIN" run --config "$cfg"
