@@ -20,6 +20,8 @@ pub struct ConnInfo {
     pub sni: Option<Arc<str>>,
     /// True when ALPN chose `h2`.
     pub h2: bool,
+    /// Index of the worker runtime serving the connection (its upstream client).
+    pub worker: usize,
     /// In-flight requests and last activity, for the idle watchdog.
     pub activity: Activity,
 }

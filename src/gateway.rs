@@ -25,17 +25,27 @@ pub struct Snapshot {
     pub config: Config,
     /// HTTP/1.1 + h2 server settings.
     pub http: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-    pub client: HttpClient,
+    /// One pooled upstream client per worker runtime: a pooled connection
+    /// is driven by a task on the runtime that opened it, so sharing one
+    /// pool across runtimes would bounce every request between threads.
+    clients: Vec<HttpClient>,
     pub balancer: Balancer,
     pub auth: Authenticator,
     pub limiter: Arc<RateLimiter>,
 }
 
 impl Snapshot {
-    /// Compiles a validated config. Must be called inside a Tokio runtime.
-    /// `previous` lends its limiter state to unchanged limits (reload).
-    pub fn build(mut config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, String> {
-        let client = client::build(&config.upstream, config.timeouts.upstream_connect);
+    /// Compiles a validated config for `workers` runtimes (at least one).
+    /// Must be called inside a Tokio runtime. `previous` lends its limiter
+    /// state to unchanged limits (reload).
+    pub fn build(
+        mut config: Config,
+        previous: Option<&Snapshot>,
+        workers: usize,
+    ) -> Result<Snapshot, String> {
+        let clients = (0..workers.max(1))
+            .map(|_| client::build(&config.upstream, config.timeouts.upstream_connect))
+            .collect();
         let balancer = Balancer::new(config.upstream.nodes.len(), &config.upstream.versions);
         let auth_settings = config
             .auth
@@ -63,11 +73,23 @@ impl Snapshot {
         Ok(Snapshot {
             http: crate::server::conn::http_builder(&config),
             config,
-            client,
+            clients,
             balancer,
             auth,
             limiter,
         })
+    }
+}
+
+impl Snapshot {
+    /// The upstream client of worker runtime `worker`.
+    pub fn client(&self, worker: usize) -> &HttpClient {
+        &self.clients[worker % self.clients.len()]
+    }
+
+    /// Worker runtimes this snapshot has clients for.
+    pub fn workers(&self) -> usize {
+        self.clients.len()
     }
 }
 
@@ -124,7 +146,7 @@ impl Gateway {
                         current.config.listen
                     );
                 }
-                Snapshot::build(cfg, Some(&current))
+                Snapshot::build(cfg, Some(&current), current.workers())
             });
         match result {
             Ok(next) => {

@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use config::Config;
@@ -66,14 +66,30 @@ impl Running {
     }
 }
 
-/// Binds the listeners and serves. Must run inside a Tokio runtime.
+/// Binds the listeners and serves on the calling runtime. Must run inside
+/// a Tokio runtime (any flavour: the tests use a multi-thread one).
 pub async fn start(config: Config) -> std::io::Result<Running> {
+    start_workers(config, 1).await
+}
+
+/// Like [`start`], with `workers` accept loops: the calling runtime is
+/// worker 0, and each other worker is an OS thread running its own
+/// current-thread runtime with its own `SO_REUSEPORT` listener on the same
+/// address, so a connection lives on one thread from accept to close (no
+/// work stealing, no cross-thread wake-ups). All workers share the
+/// [`Gateway`] (snapshot, audit, metrics, connection caps); each has its own
+/// upstream client pool.
+pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Running> {
+    let workers = workers.max(1);
     for node in &config.upstream.nodes {
         if node.scheme == http::uri::Scheme::HTTP {
             tracing::warn!(node = %node.url, "upstream node uses plain HTTP: credentials and data cross the network unencrypted");
         }
     }
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = match workers {
+        1 => TcpListener::bind(config.listen).await?,
+        _ => listener::bind_reuseport(config.listen)?,
+    };
     let addr = listener.local_addr()?;
     let audit = if config.audit.enabled {
         audit::AuditLog::open(config.audit.clone())?
@@ -88,11 +104,31 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         true => Some(TcpListener::bind(config.metrics.listen).await?),
         false => None,
     };
-    let snapshot = Snapshot::build(config, None).map_err(std::io::Error::other)?;
+    let snapshot = Snapshot::build(config, None, workers).map_err(std::io::Error::other)?;
     let gateway = Gateway::new(snapshot, audit, metrics.clone());
     let connections = ConnTracker::new();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
+    let (stop_all_tx, stop_all_rx) = watch::channel(false);
+
+    let mut others = Vec::with_capacity(workers - 1);
+    for w in 1..workers {
+        match spawn_worker(
+            w,
+            addr,
+            gateway.clone(),
+            connections.clone(),
+            stop_all_rx.clone(),
+        )
+        .await
+        {
+            Ok(done) => others.push(done),
+            Err(e) => {
+                let _ = stop_all_tx.send(true);
+                return Err(e);
+            }
+        }
+    }
 
     let metrics_addr = match admin_listener {
         Some(l) => {
@@ -114,15 +150,20 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
     let gw = gateway.clone();
     let conns = connections.clone();
     let task = tokio::spawn(async move {
-        listener::serve(gw.clone(), listener, conns, async move {
+        listener::serve(gw.clone(), listener, conns, 0, async move {
             let _ = stop_rx.await;
+            let _ = stop_all_tx.send(true);
         })
         .await;
+        // the other workers drain too: wait for their threads to end
+        for done in others {
+            let _ = done.await;
+        }
         // every request has finished (or the drain timed out): flush the trail
         gw.audit.shutdown().await;
         let _ = admin_stop_tx.send(());
     });
-    tracing::info!(%addr, "regate listening");
+    tracing::info!(%addr, workers, "regate listening");
     if let Some(m) = metrics_addr {
         tracing::info!(addr = %m, "metrics listening");
     }
@@ -134,6 +175,56 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         stop: Some(stop_tx),
         task,
     })
+}
+
+/// Starts worker `w`: a thread with a current-thread runtime accepting on
+/// its own `SO_REUSEPORT` listener until `stop` turns true. Returns once
+/// the listener is bound; the receiver resolves when the thread has ended.
+async fn spawn_worker(
+    w: usize,
+    addr: SocketAddr,
+    gw: Arc<Gateway>,
+    conns: Arc<ConnTracker>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<oneshot::Receiver<()>> {
+    let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("regate-worker-{w}"))
+        .spawn(move || {
+            let _done = done_tx;
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match listener::bind_reuseport(addr) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                listener::serve(gw, listener, conns, w, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            });
+        })?;
+    match ready_rx.await {
+        Ok(Ok(())) => Ok(done_rx),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(std::io::Error::other(format!(
+            "worker {w} ended while starting"
+        ))),
+    }
 }
 
 /// Once a second: copies counters kept elsewhere (auth cache, node health,

@@ -238,7 +238,7 @@ async fn process(
 
     let sent = Instant::now();
     let result = forward::send(
-        &snap.client,
+        snap.client(ex.conn.worker),
         up,
         snap.config.timeouts.upstream_response,
         ex.tally.as_deref(),

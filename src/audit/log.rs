@@ -81,6 +81,10 @@ pub(super) struct Queue {
     pub(super) lines: VecDeque<Vec<u8>>,
     pub(super) closed: bool,
     pub(super) reopen: bool,
+    /// The writer sleeps on the condvar: the next line must wake it.
+    /// While it is awake (writing, or lingering to gather a batch) pushes
+    /// skip the wake-up syscall.
+    pub(super) writer_idle: bool,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -242,8 +246,11 @@ impl AuditLog {
         permit.forget();
         q.lines.push_back(line);
         self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+        let wake = std::mem::take(&mut q.writer_idle);
         drop(q);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         Submitted::Queued
     }
 

@@ -3,7 +3,9 @@
 //! the batch with one `write` per file, rotates between lines when the
 //! file is full, syncs per the `fsync` policy, and only then gives the
 //! queue slots back. A plain OS thread, so a stalled disk never blocks a
-//! Tokio worker.
+//! Tokio worker. Woken by the first line after it went idle, it lingers
+//! [`LINGER`] before taking a small batch: under load that turns one wake-up,
+//! `stat` and `write` per request into one per millisecond.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -15,6 +17,11 @@ use super::config::Fsync;
 use super::json::hex;
 use super::log::{lock, Shared};
 use super::sink::Sink;
+
+/// How long the writer waits after a wake-up for more lines to join the batch.
+const LINGER: Duration = Duration::from_millis(1);
+/// Batches smaller than this wait [`LINGER`] for more lines.
+const SMALL_BATCH: usize = 64;
 
 /// Runs until the queue is closed and drained, then syncs and signals done.
 pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsync: Fsync) {
@@ -33,6 +40,7 @@ pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsyn
                 if wait.is_zero() {
                     break;
                 }
+                q.writer_idle = true;
                 q = if wait == Duration::MAX {
                     shared.wake.wait(q).unwrap_or_else(|p| p.into_inner())
                 } else {
@@ -41,6 +49,13 @@ pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsyn
                         Err(p) => p.into_inner().0,
                     }
                 };
+            }
+            q.writer_idle = false;
+            if (1..SMALL_BATCH).contains(&q.lines.len()) && !q.closed && !q.reopen {
+                // A small batch: let the requests in flight add their lines.
+                drop(q);
+                std::thread::sleep(LINGER);
+                q = lock(&shared.queue);
             }
             std::mem::swap(&mut q.lines, &mut batch);
             // Once closed, no line can be pushed any more: this batch is the last.

@@ -61,6 +61,7 @@ pub async fn serve(
     peer: SocketAddr,
     mut drain: watch::Receiver<bool>,
     _guard: ConnGuard,
+    worker: usize,
 ) {
     gw.metrics.connection_opened();
     let _open = OpenConn(gw.clone());
@@ -91,6 +92,7 @@ pub async fn serve(
         tls_version: version_name(session.protocol_version()),
         sni: session.server_name().map(Arc::from),
         h2: session.alpn_protocol() == Some(b"h2"),
+        worker,
         activity: Activity::new(),
     });
     let idle = snap.config.timeouts.idle;

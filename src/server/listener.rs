@@ -5,12 +5,12 @@
 //! its in-flight requests, wait up to the drain timeout.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 
 use crate::gateway::Gateway;
@@ -109,11 +109,28 @@ fn is_exhaustion(e: &std::io::Error) -> bool {
     )
 }
 
-/// Accepts until `shutdown` resolves, then drains.
+/// Binds `addr` with `SO_REUSEPORT`, so that each worker runtime can
+/// have its own listener on the same address and the kernel spreads new
+/// connections over them. Must run inside the runtime that will accept.
+pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// Accepts until `shutdown` resolves, then drains. Connections are served
+/// on the calling runtime; `worker` is its index (which upstream client
+/// they use).
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     tracker: Arc<ConnTracker>,
+    worker: usize,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -144,6 +161,7 @@ pub async fn serve(
                     peer,
                     drain_rx.clone(),
                     guard,
+                    worker,
                 ));
             }
             Err(e) if is_exhaustion(&e) => {
