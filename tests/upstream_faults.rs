@@ -120,3 +120,53 @@ async fn trickling_body_is_cut_by_the_total_deadline() {
     assert!(outcome.is_err(), "a trickled body must not complete");
     assert!(t.elapsed() < Duration::from_secs(6));
 }
+
+#[tokio::test]
+async fn api_versions_go_to_their_node_subset() {
+    // rolling upgrade: only node 1 serves /v2
+    let w = World::with(Setup {
+        nodes: 2,
+        extra: "[upstream.versions]\nv2 = [\"{node1}\"]\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let c = w.client(false);
+    for _ in 0..4 {
+        let r = c
+            .call(
+                "POST",
+                &w.url("/v2/bdbs"),
+                Some(ADMIN),
+                &[("content-type", "application/json")],
+                b"{}",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    for _ in 0..4 {
+        assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
+    }
+    let v2_on = |i: usize| {
+        w.node(i)
+            .requests()
+            .iter()
+            .filter(|r| r.target.starts_with("/v2/"))
+            .count()
+    };
+    assert_eq!(
+        v2_on(0),
+        0,
+        "a v2 request reached a node that does not serve v2"
+    );
+    assert_eq!(v2_on(1), 4);
+    // v1 is balanced over both
+    for i in 0..2 {
+        let v1 = w
+            .node(i)
+            .requests()
+            .iter()
+            .filter(|r| r.target == "/v1/bdbs")
+            .count();
+        assert_eq!(v1, 2, "node {i}");
+    }
+}

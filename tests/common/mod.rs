@@ -65,10 +65,15 @@ impl World {
         });
         let cluster = sim::start(opts).await.unwrap();
         let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        // `{node0}`, `{node1}`... in `extra` stand for the nodes' URLs
+        let mut extra = setup.extra.clone();
+        for (i, u) in cluster.urls().iter().enumerate() {
+            extra = extra.replace(&format!("{{node{i}}}"), u);
+        }
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n\n{}\n",
             nodes.join(", "),
-            setup.extra
+            extra
         );
         let mut config = config;
         if !setup.extra.contains("[auth]") {
