@@ -22,6 +22,8 @@
 //! | `regate_auth_total` | source, outcome |
 //! | `regate_auth_cache_hits_total`, `regate_auth_cache_misses_total` | |
 //! | `regate_rate_limited_total` | scope |
+//! | `regate_rate_limit_backend_events_total` | event (`redis_error`, `local_fallback`, `unavailable`) |
+//! | `regate_identity_refresh_total` | kind (`users_file`, `cluster_sync`), result (`ok`, `rejected`) |
 //! | `regate_tls_handshake_failures_total` | |
 //! | `regate_open_connections` (gauge) | |
 //! | `regate_audit_records_written_total`, `..._dropped_total`, `regate_audit_write_failures_total` | |
@@ -124,6 +126,8 @@ pub struct Metrics {
     auth_cache_hits: IntCounter,
     auth_cache_misses: IntCounter,
     rate_limited: IntCounterVec,
+    rate_limit_backend: IntCounterVec,
+    identity_refresh: IntCounterVec,
     tls_handshake_failures: IntCounter,
     open_connections: IntGauge,
     audit_written: IntCounter,
@@ -237,6 +241,18 @@ impl Metrics {
                 &r,
                 "regate_auth_cache_misses_total",
                 "Credential checks that needed the identity source.",
+            )?,
+            rate_limit_backend: counter_vec(
+                &r,
+                "regate_rate_limit_backend_events_total",
+                "Shared (Redis) limiter events: redis_error, local_fallback, unavailable (503).",
+                &["event"],
+            )?,
+            identity_refresh: counter_vec(
+                &r,
+                "regate_identity_refresh_total",
+                "Users-file reloads and cluster user syncs, by kind and result.",
+                &["kind", "result"],
             )?,
             rate_limited: counter_vec(
                 &r,
@@ -439,6 +455,32 @@ impl Metrics {
     pub fn auth_cache_add(&self, hits: u64, misses: u64) {
         self.auth_cache_hits.inc_by(hits);
         self.auth_cache_misses.inc_by(misses);
+    }
+
+    /// Adds shared-limiter events counted by the limiter (`event`:
+    /// `redis_error`, `local_fallback`, `unavailable`).
+    pub fn rate_limit_backend_add(&self, event: &'static str, n: u64) {
+        if n > 0 {
+            if let Ok(c) = self
+                .rate_limit_backend
+                .get_metric_with_label_values(&[event])
+            {
+                c.inc_by(n);
+            }
+        }
+    }
+
+    /// Adds identity refreshes counted by the authenticator (`kind`:
+    /// `users_file` or `cluster_sync`; `result`: `ok` or `rejected`).
+    pub fn identity_refresh_add(&self, kind: &'static str, result: &'static str, n: u64) {
+        if n > 0 {
+            if let Ok(c) = self
+                .identity_refresh
+                .get_metric_with_label_values(&[kind, result])
+            {
+                c.inc_by(n);
+            }
+        }
     }
 
     /// A request refused by the limit of `scope` (a fixed name from code).

@@ -273,6 +273,23 @@ async fn two_gateways_share_one_redis_budget_and_survive_its_death() {
     for w in [&a, &b] {
         assert!(fallbacks(w) >= 3, "decided locally");
     }
+    // ... and operators see it: the counters reach /metrics within ~1 s
+    for (w, event) in [(&a, "local_fallback"), (&strict, "unavailable")] {
+        eventually(
+            "the Redis fallback on /metrics",
+            Duration::from_secs(5),
+            || async {
+                let m = metrics_text(w.gateway.metrics_addr).await;
+                let n = metric_sum(
+                    &m,
+                    "regate_rate_limit_backend_events_total",
+                    &[("event", event)],
+                );
+                (n >= 1.0).then_some(())
+            },
+        )
+        .await;
+    }
 
     // Redis is back on the same port (empty): each gateway's breaker probes
     // it again and decides through it (no more local decisions) ...

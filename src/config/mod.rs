@@ -136,15 +136,21 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
         .map(str::trim)
         .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let found = text
-        .get(span.clone())
-        .unwrap_or("")
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    let key_text = found.split('=').next().unwrap_or("").trim().to_string();
+    // the key is what stands before `=` on the error's line (the span may
+    // cover the key itself or only its value)
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let key_text = match line_text.split_once('=') {
+        Some((k, _)) if !k.trim_start().starts_with('[') => k.trim().trim_matches('"').to_string(),
+        _ => text
+            .get(span.clone())
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+    };
     let key = match (table, key_text.is_empty() || key_text.starts_with('[')) {
         (Some(t), false) => format!("{t}.{key_text}"),
         (Some(t), true) => t,
