@@ -128,14 +128,19 @@ async fn sigterm_drains_in_flight_requests() {
         addr.rsplit(':').next().unwrap()
     );
 
-    cluster.nodes()[0].set_mode(Mode::SlowHead(Duration::from_millis(1500)));
+    cluster.nodes()[0].set_mode(Mode::SlowHead(Duration::from_millis(2000)));
     let client = std::sync::Arc::new(TestClient::new(&pki.ca_pem, false));
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let (c, u) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move { c.get(&u, ADMIN).await.status }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // every request has reached the node (recorded before its slow answer)
+    let t = std::time::Instant::now();
+    while cluster.nodes()[0].request_count() < 10 {
+        assert!(t.elapsed() < Duration::from_secs(20), "requests never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
         .status()
