@@ -104,10 +104,33 @@ struct NodeHandles {
     up: Option<IntGauge>,
 }
 
+/// Per-route series, resolved once: the duration histogram at load, the
+/// request counters lazily per (method, status class, decision), so the
+/// hot path neither hashes label strings nor takes the vec's lock.
+struct RouteHandles {
+    duration: Histogram,
+    requests: [OnceLock<IntCounter>; METHODS * CLASSES * DECISIONS],
+    dry_run: OnceLock<IntCounter>,
+}
+
+const METHODS: usize = 8;
+const CLASSES: usize = 6;
+const DECISIONS: usize = 3;
+
+impl RouteHandles {
+    fn new(duration: Histogram) -> Self {
+        RouteHandles {
+            duration,
+            requests: std::array::from_fn(|_| OnceLock::new()),
+            dry_run: OnceLock::new(),
+        }
+    }
+}
+
 /// The bounded label sets, swapped whole on a config reload.
 #[derive(Default)]
 struct Labels {
-    routes: HashMap<Box<str>, Histogram>,
+    routes: HashMap<Box<str>, Arc<RouteHandles>>,
     nodes: HashMap<Box<str>, NodeHandles>,
 }
 
@@ -317,7 +340,9 @@ impl Metrics {
         for route in routes.iter().copied().chain(["unmatched", "other"]) {
             next.routes.insert(
                 route.into(),
-                self.request_duration.with_label_values(&[route]),
+                Arc::new(RouteHandles::new(
+                    self.request_duration.with_label_values(&[route]),
+                )),
             );
         }
         self.labels.store(Arc::new(next));
@@ -348,7 +373,7 @@ impl Metrics {
     fn route_label<'a>(
         labels: &'a Labels,
         route: Option<&str>,
-    ) -> (&'a str, Option<&'a Histogram>) {
+    ) -> (&'a str, Option<&'a RouteHandles>) {
         let key = route.unwrap_or("unmatched");
         match labels
             .routes
@@ -370,21 +395,51 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let labels = self.labels.load();
-        let (route, duration) = Self::route_label(&labels, route);
-        if let Ok(c) = self.requests.get_metric_with_label_values(&[
-            route,
-            method_label(method),
-            status_class(status),
-            decision.as_str(),
-        ]) {
-            c.inc();
-        }
-        if let Some(h) = duration {
-            h.observe(elapsed.as_secs_f64());
-        }
-        if decision == Decision::DryRunDeny {
-            if let Ok(c) = self.dry_run_denials.get_metric_with_label_values(&[route]) {
+        let (route, handles) = Self::route_label(&labels, route);
+        let (m, method) = method_label(method);
+        let (c, class) = status_class(status);
+        let d = match decision {
+            Decision::Allow => 0,
+            Decision::Deny => 1,
+            Decision::DryRunDeny => 2,
+        };
+        let Some(h) = handles else {
+            if let Ok(c) = self.requests.get_metric_with_label_values(&[
+                route,
+                method,
+                class,
+                decision.as_str(),
+            ]) {
                 c.inc();
+            }
+            return;
+        };
+        let slot = &h.requests[(m * CLASSES + c) * DECISIONS + d];
+        match slot.get() {
+            Some(counter) => counter.inc(),
+            None => {
+                if let Ok(counter) = self.requests.get_metric_with_label_values(&[
+                    route,
+                    method,
+                    class,
+                    decision.as_str(),
+                ]) {
+                    counter.inc();
+                    let _ = slot.set(counter);
+                }
+            }
+        }
+        h.duration.observe(elapsed.as_secs_f64());
+        if decision == Decision::DryRunDeny {
+            match h.dry_run.get() {
+                Some(counter) => counter.inc(),
+                None => {
+                    if let Ok(counter) = self.dry_run_denials.get_metric_with_label_values(&[route])
+                    {
+                        counter.inc();
+                        let _ = h.dry_run.set(counter);
+                    }
+                }
             }
         }
     }
@@ -555,26 +610,26 @@ impl NodeHandles {
     }
 }
 
-fn method_label(method: &str) -> &'static str {
+fn method_label(method: &str) -> (usize, &'static str) {
     match method {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        "OPTIONS" => "OPTIONS",
-        _ => "other",
+        "GET" => (0, "GET"),
+        "HEAD" => (1, "HEAD"),
+        "POST" => (2, "POST"),
+        "PUT" => (3, "PUT"),
+        "PATCH" => (4, "PATCH"),
+        "DELETE" => (5, "DELETE"),
+        "OPTIONS" => (6, "OPTIONS"),
+        _ => (7, "other"),
     }
 }
 
-fn status_class(status: u16) -> &'static str {
+fn status_class(status: u16) -> (usize, &'static str) {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
+        100..=199 => (0, "1xx"),
+        200..=299 => (1, "2xx"),
+        300..=399 => (2, "3xx"),
+        400..=499 => (3, "4xx"),
+        500..=599 => (4, "5xx"),
+        _ => (5, "other"),
     }
 }

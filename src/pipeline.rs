@@ -130,7 +130,7 @@ async fn process(
     let route = policy.resolve(req.method(), &canonical, x_api_version)?;
     ex.route = Some(route.template_arc().clone());
     ex.api_version = Some(route.version.0);
-    ex.permission = Some(Arc::from(route.permission));
+    ex.permission = Some(route.route.permission_name.clone());
 
     // Per-client limit before any password hashing: a flood from one
     // address costs one map lookup each.

@@ -14,7 +14,7 @@ use crate::body::{BodyEnd, RequestBody, Tally};
 use crate::error::Reject;
 use crate::metrics::UpstreamErrorKind;
 
-use super::client::HttpClient;
+use super::client::{ClientError, HttpClient};
 
 /// Sends `req` and waits for the response head at most `deadline`.
 pub async fn send(
@@ -31,7 +31,7 @@ pub async fn send(
 }
 
 /// Maps a client error to the [`Reject`] the caller sees.
-pub fn classify(e: &hyper_util::client::legacy::Error, tally: Option<&Tally>) -> Reject {
+pub fn classify(e: &ClientError, tally: Option<&Tally>) -> Reject {
     match tally.map(Tally::end) {
         Some(BodyEnd::TooLarge) => return Reject::PayloadTooLarge,
         Some(BodyEnd::TimedOut) => return Reject::RequestTimeout,
@@ -43,7 +43,7 @@ pub fn classify(e: &hyper_util::client::legacy::Error, tally: Option<&Tally>) ->
         }
         Some(BodyEnd::Open) | Some(BodyEnd::Complete) | None => {}
     }
-    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     let mut timed_out = false;
     let mut protocol = false;
     while let Some(s) = source {
