@@ -138,7 +138,10 @@ async fn sigterm_drains_in_flight_requests() {
     // every request has reached the node (recorded before its slow answer)
     let t = std::time::Instant::now();
     while cluster.nodes()[0].request_count() < 10 {
-        assert!(t.elapsed() < Duration::from_secs(20), "requests never arrived");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "requests never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let killed = Command::new("kill")
