@@ -44,57 +44,15 @@ use prometheus::{
 use crate::audit::{AuditLog, Decision};
 use crate::context::IdentitySource;
 
+mod labels;
+
+use labels::{method_label, status_class};
+pub use labels::{AuthOutcome, UpstreamErrorKind};
+
 /// Latency buckets (seconds) for requests and upstream calls.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-
-/// How an authentication attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthOutcome {
-    Success,
-    /// Wrong or unknown credentials.
-    Failure,
-    /// No usable credentials at all.
-    Missing,
-    /// Refused by the failed-login throttle.
-    Throttled,
-    /// The identity source could not be asked.
-    Unavailable,
-}
-
-impl AuthOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            AuthOutcome::Success => "success",
-            AuthOutcome::Failure => "failure",
-            AuthOutcome::Missing => "missing",
-            AuthOutcome::Throttled => "throttled",
-            AuthOutcome::Unavailable => "unavailable",
-        }
-    }
-}
-
-/// Why a call to a node failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
-    /// Refused or reset.
-    Unreachable,
-    /// No connection or answer in time.
-    Timeout,
-    /// Not valid HTTP.
-    Protocol,
-}
-
-impl UpstreamErrorKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            UpstreamErrorKind::Unreachable => "unreachable",
-            UpstreamErrorKind::Timeout => "timeout",
-            UpstreamErrorKind::Protocol => "protocol",
-        }
-    }
-}
 
 /// Handles resolved once per known node.
 struct NodeHandles {
@@ -607,29 +565,5 @@ impl NodeHandles {
             duration: self.duration.clone(),
             up: self.up.clone(),
         }
-    }
-}
-
-fn method_label(method: &str) -> (usize, &'static str) {
-    match method {
-        "GET" => (0, "GET"),
-        "HEAD" => (1, "HEAD"),
-        "POST" => (2, "POST"),
-        "PUT" => (3, "PUT"),
-        "PATCH" => (4, "PATCH"),
-        "DELETE" => (5, "DELETE"),
-        "OPTIONS" => (6, "OPTIONS"),
-        _ => (7, "other"),
-    }
-}
-
-fn status_class(status: u16) -> (usize, &'static str) {
-    match status {
-        100..=199 => (0, "1xx"),
-        200..=299 => (1, "2xx"),
-        300..=399 => (2, "3xx"),
-        400..=499 => (3, "4xx"),
-        500..=599 => (4, "5xx"),
-        _ => (5, "other"),
     }
 }
