@@ -28,7 +28,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::audit::{Decision, RateLimit};
-use crate::body::{RequestBody, ResponseBody, Tally};
+use crate::body::{ClientBody, RequestBody, ResponseBody, Tally};
 use crate::context::ConnInfo;
 use crate::error::Reject;
 use crate::gateway::{Gateway, Snapshot};
@@ -45,7 +45,7 @@ const SELF_SERVICE_BODY_MAX: usize = 64 * 1024;
 pub async fn handle(
     gw: Arc<Gateway>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Response<ResponseBody> {
     conn.activity.begin();
     let snap = gw.current_full();
@@ -58,7 +58,7 @@ async fn start(
     gw: &Gateway,
     snap: &Snapshot,
     conn: Arc<ConnInfo>,
-    req: &Request<Incoming>,
+    req: &Request<ClientBody>,
 ) -> Exchange {
     let id = match req.headers().get("x-request-id") {
         Some(v) if headers::valid_request_id(v) => v.clone(),
@@ -108,7 +108,7 @@ async fn process(
     gw: &Gateway,
     snap: &Snapshot,
     ex: &mut Exchange,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Result<Response<Incoming>, Reject> {
     // Cheap protocol checks first: nothing below may see a request that
     // could be read two ways (smuggling, tunnelling, ambiguous identity).
@@ -167,7 +167,7 @@ async fn process(
         RequestBody::full(bytes)
     } else if body.is_end_stream() {
         RequestBody::empty()
-    } else {
+    } else if let ClientBody::Hyper(body) = body {
         let tally = Arc::new(Tally::default());
         ex.tally = Some(tally.clone());
         let digest = snap.config.audit.body_digest && is_write(&parts.method);
@@ -179,6 +179,8 @@ async fn process(
             tally,
             digest,
         )
+    } else {
+        RequestBody::empty()
     };
 
     // Per-user, per-class and global limits, only for authorized requests
@@ -322,7 +324,7 @@ fn is_write(m: &Method) -> bool {
 }
 
 /// Reads a small body whole, bounded in size and time.
-async fn buffer_small_body(body: Incoming, snap: &Snapshot) -> Result<Bytes, Reject> {
+async fn buffer_small_body(body: ClientBody, snap: &Snapshot) -> Result<Bytes, Reject> {
     let limited = http_body_util::Limited::new(body, SELF_SERVICE_BODY_MAX);
     match tokio::time::timeout(snap.config.timeouts.request_body, limited.collect()).await {
         Err(_) => Err(Reject::RequestTimeout),
@@ -364,7 +366,7 @@ fn method_allowed(m: &Method) -> bool {
     )
 }
 
-fn screen(req: &Request<Incoming>, snap: &Snapshot) -> Result<(), Reject> {
+fn screen(req: &Request<ClientBody>, snap: &Snapshot) -> Result<(), Reject> {
     let h = req.headers();
     if !method_allowed(req.method()) {
         return Err(Reject::MethodNotAllowed);

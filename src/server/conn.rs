@@ -9,19 +9,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
+use http::Request;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::ClientBody;
 use crate::config::Config;
 use crate::context::{Activity, ConnInfo};
 use crate::gateway::Gateway;
 use crate::{observe, pipeline};
 
+use super::h1;
 use super::listener::ConnGuard;
+use super::rewind::Rewind;
 use super::tls::version_name;
 
 /// The HTTP server settings derived from the config (built once per snapshot).
@@ -97,18 +103,50 @@ pub async fn serve(
     });
     let idle = snap.config.timeouts.idle;
     let builder = snap.http.clone();
+    let fast = h1::Settings::new(&snap.config);
     drop(snap);
 
     let svc_info = info.clone();
-    let gw_exit = gw.clone();
-    let svc = service_fn(move |req| {
-        let gw = gw.clone();
+    let svc_gw = gw.clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let gw = svc_gw.clone();
         let info = svc_info.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(gw, info, req).await) }
+        async move {
+            let req = req.map(ClientBody::Hyper);
+            Ok::<_, Infallible>(pipeline::handle(gw, info, req).await)
+        }
     });
-    let conn = builder.serve_connection(TokioIo::new(tls), svc);
-    tokio::pin!(conn);
+    if info.h2 {
+        let conn = builder.serve_connection(TokioIo::new(tls), svc);
+        drive(conn, &gw, &info, drain, idle).await;
+        return;
+    }
+    // HTTP/1.1: ordinary requests on the fast path, the rest through hyper
+    let mut tls = tls;
+    match h1::serve(&gw, &info, &mut tls, &mut drain, fast).await {
+        h1::End::Closed => {}
+        h1::End::Handover(read) => {
+            let io = TokioIo::new(Rewind::new(tls, read));
+            let conn = builder.serve_connection(io, svc);
+            drive(conn, &gw, &info, drain, idle).await;
+        }
+    }
+}
 
+/// Runs a hyper connection to its end, closing it gracefully when the
+/// gateway drains or it has been idle for `idle`; a head hyper refused
+/// is audited.
+async fn drive<C>(
+    conn: C,
+    gw: &Gateway,
+    info: &ConnInfo,
+    mut drain: watch::Receiver<bool>,
+    idle: Duration,
+) where
+    C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    let peer = info.peer;
     let mut draining = *drain.borrow();
     if draining {
         conn.as_mut().graceful_shutdown();
@@ -125,7 +163,7 @@ pub async fn serve(
                         .downcast_ref::<hyper::Error>()
                         .and_then(observe::parse_error_status);
                     if let Some(status) = status {
-                        observe::malformed(&gw_exit, &info, status).await;
+                        observe::malformed(gw, info, status).await;
                     }
                 }
                 return;
