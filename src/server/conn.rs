@@ -118,7 +118,7 @@ pub async fn serve(
     });
     if info.h2 {
         let conn = builder.serve_connection(TokioIo::new(tls), svc);
-        drive(conn, &gw, &info, drain, idle).await;
+        Box::pin(drive(conn, &gw, &info, drain, idle)).await;
         return;
     }
     // HTTP/1.1: ordinary requests on the fast path, the rest through hyper
@@ -128,7 +128,7 @@ pub async fn serve(
         h1::End::Handover(read) => {
             let io = TokioIo::new(Rewind::new(tls, read));
             let conn = builder.serve_connection(io, svc);
-            drive(conn, &gw, &info, drain, idle).await;
+            Box::pin(drive(conn, &gw, &info, drain, idle)).await;
         }
     }
 }

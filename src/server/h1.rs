@@ -152,7 +152,9 @@ pub async fn serve(
         };
         drop(head_bytes);
 
-        let resp = pipeline::handle(gw.clone(), info.clone(), req).await;
+        // boxed: the pipeline's state exists only while a request is in
+        // flight, not in every idle connection's task
+        let resp = Box::pin(pipeline::handle(gw.clone(), info.clone(), req)).await;
         draining = draining || drain.has_changed().unwrap_or(true);
         let keep_alive = !close_asked && !draining;
         let (parts, body) = resp.into_parts();
