@@ -113,7 +113,7 @@ pub async fn serve(
         let info = svc_info.clone();
         async move {
             let req = req.map(ClientBody::Hyper);
-            Ok::<_, Infallible>(pipeline::handle(gw, info, req).await)
+            Ok::<_, Infallible>(Box::pin(pipeline::handle(gw, info, req)).await)
         }
     });
     if info.h2 {
