@@ -4,6 +4,8 @@
 //! buffers, no I/O; whatever a node sends ends in a [`ProtocolError`],
 //! never a panic.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode, Version};
@@ -70,9 +72,11 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
     loop {
         // header positions in `buf`, so the values can share its memory
         let mut at = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut res = httparse::Response::new(&mut slots);
-        let len = match res.parse(buf)? {
+        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, buf, &mut slots)?
+        {
             httparse::Status::Complete(len) => len,
             httparse::Status::Partial if buf.len() >= MAX_HEAD => {
                 return Err(ProtocolError::HeadTooLarge)

@@ -73,6 +73,15 @@ impl Conn {
         Poll::Ready(Ok(n))
     }
 
+    /// Readies the connection for the idle pool: the buffers of a large
+    /// response are not kept while idle.
+    pub(super) fn recycle(&mut self) {
+        if self.read_size > INITIAL_READ || self.buf.capacity() > 4 * INITIAL_READ {
+            self.read_size = INITIAL_READ;
+            self.buf = BytesMut::with_capacity(INITIAL_READ);
+        }
+    }
+
     /// Whether an idle connection must not be reused: the node closed it,
     /// sent bytes nobody asked for, or it failed. A poll that does not
     /// wait (no syscall unless the socket reported activity).

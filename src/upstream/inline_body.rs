@@ -68,10 +68,11 @@ impl InlineBody {
     /// the response allowed it.
     fn finish(&mut self) {
         self.kind = Kind::Done;
-        if let (Some(conn), Some((pool, node))) = (self.conn.take(), self.home.take()) {
+        if let (Some(mut conn), Some((pool, node))) = (self.conn.take(), self.home.take()) {
             // Bytes past the framing: the node sent more than it announced,
             // and they would be read as the next request's response.
             if conn.buf.is_empty() {
+                conn.recycle();
                 pool.put(node, conn);
             }
         }
