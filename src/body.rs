@@ -3,6 +3,12 @@
 //! the request body's size cap and total deadline, and the upstream
 //! response's total deadline (a trickling node is cut, and the client
 //! stream aborted, instead of being relayed forever).
+//!
+//! The deadlines are lazy: the inner body is polled first, and a timer is
+//! only armed once it has to wait (a body that is already there, the common
+//! small response, costs no timer registration). A frame that arrives
+//! after the deadline is still refused, so a node is cut at the deadline
+//! measured from when the wrapper was created, whether it trickles or not.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +21,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
-use tokio::time::{sleep, Sleep};
+use tokio::time::{sleep_until, Instant, Sleep};
+
+use crate::upstream::client::NodeBody;
 
 /// Error type of both bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -88,7 +96,7 @@ enum ReqInner {
         body: Incoming,
         limit: u64,
         seen: u64,
-        deadline: Pin<Box<Sleep>>,
+        deadline: Deadline,
         tally: Arc<Tally>,
         hasher: Option<Box<Sha256>>,
     },
@@ -121,7 +129,7 @@ impl RequestBody {
                 body,
                 limit,
                 seen: 0,
-                deadline: Box::pin(sleep(deadline)),
+                deadline: Deadline::after(deadline),
                 tally,
                 hasher: digest.then(|| Box::new(Sha256::new())),
             },
@@ -148,12 +156,14 @@ impl Body for RequestBody {
                 tally,
                 hasher,
             } => {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    tally.set_end(BodyEnd::TimedOut);
-                    return Poll::Ready(Some(Err(BodyError::RequestTimedOut.into())));
-                }
                 match Pin::new(&mut *body).poll_frame(cx) {
-                    Poll::Pending => Poll::Pending,
+                    Poll::Pending => {
+                        if deadline.poll_expired(cx) {
+                            tally.set_end(BodyEnd::TimedOut);
+                            return Poll::Ready(Some(Err(BodyError::RequestTimedOut.into())));
+                        }
+                        Poll::Pending
+                    }
                     Poll::Ready(None) => {
                         if let Some(h) = hasher.take() {
                             let _ = tally.digest.set(h.finalize().into());
@@ -166,6 +176,10 @@ impl Body for RequestBody {
                         Poll::Ready(Some(Err(e.into())))
                     }
                     Poll::Ready(Some(Ok(frame))) => {
+                        if deadline.passed() {
+                            tally.set_end(BodyEnd::TimedOut);
+                            return Poll::Ready(Some(Err(BodyError::RequestTimedOut.into())));
+                        }
                         if let Some(data) = frame.data_ref() {
                             if let Some(h) = hasher.as_mut() {
                                 h.update(data);
@@ -225,10 +239,7 @@ pub struct ResponseBody {
 
 enum RespInner {
     Full(Option<Bytes>),
-    Upstream {
-        body: Incoming,
-        deadline: Pin<Box<Sleep>>,
-    },
+    Upstream { body: NodeBody, deadline: Deadline },
 }
 
 impl ResponseBody {
@@ -241,11 +252,12 @@ impl ResponseBody {
         }
     }
 
-    pub fn upstream(body: Incoming, deadline: Duration) -> Self {
+    /// Relays a node's response body, cut `deadline` from now.
+    pub fn upstream(body: NodeBody, deadline: Duration) -> Self {
         ResponseBody {
             inner: RespInner::Upstream {
                 body,
-                deadline: Box::pin(sleep(deadline)),
+                deadline: Deadline::after(deadline),
             },
             sent: 0,
             complete: false,
@@ -279,17 +291,15 @@ impl Body for ResponseBody {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             RespInner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            RespInner::Upstream { body, deadline } => {
-                if deadline.as_mut().poll(cx).is_ready() {
+            RespInner::Upstream { body, deadline } => match Pin::new(body).poll_frame(cx) {
+                Poll::Pending if deadline.poll_expired(cx) => {
                     return Poll::Ready(Some(Err(BodyError::ResponseTimedOut.into())));
                 }
-                match Pin::new(body).poll_frame(cx) {
-                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-                    Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(_))) if deadline.passed() => {
+                    return Poll::Ready(Some(Err(BodyError::ResponseTimedOut.into())));
                 }
-            }
+                polled => polled,
+            },
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -315,6 +325,37 @@ impl Body for ResponseBody {
             RespInner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RespInner::Upstream { body, .. } => body.size_hint(),
         }
+    }
+}
+
+/// A total deadline whose timer is armed only when a body has to wait.
+struct Deadline {
+    at: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    fn after(d: Duration) -> Self {
+        Deadline {
+            at: Instant::now() + d,
+            timer: None,
+        }
+    }
+
+    /// Called when the body is pending: arms the timer (waking the task
+    /// at the deadline) and reports whether the deadline has passed.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = self.at;
+        self.timer
+            .get_or_insert_with(|| Box::pin(sleep_until(at)))
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+    }
+
+    /// Whether the deadline has passed (a frame that is ready too late).
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
     }
 }
 

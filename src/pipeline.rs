@@ -25,7 +25,6 @@ use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::audit::{Decision, RateLimit};
 use crate::body::{ClientBody, RequestBody, ResponseBody, Tally};
@@ -36,6 +35,7 @@ use crate::metrics::AuthOutcome;
 use crate::observe::{Exchange, Finish};
 use crate::policy::{self, BodyVerdict, EndpointClass, Permit};
 use crate::ratelimit::{Class, Denied};
+use crate::upstream::client::NodeBody;
 use crate::upstream::{forward, headers};
 
 /// Largest body buffered for a self-service check (`PUT /v1/users/password`).
@@ -109,7 +109,7 @@ async fn process(
     snap: &Snapshot,
     ex: &mut Exchange,
     req: Request<ClientBody>,
-) -> Result<Response<Incoming>, Reject> {
+) -> Result<Response<NodeBody>, Reject> {
     // Cheap protocol checks first: nothing below may see a request that
     // could be read two ways (smuggling, tunnelling, ambiguous identity).
     screen(&req, snap)?;
@@ -434,7 +434,7 @@ fn finish(
     gw: Arc<Gateway>,
     snap: &Snapshot,
     mut ex: Exchange,
-    outcome: Result<Response<Incoming>, Reject>,
+    outcome: Result<Response<NodeBody>, Reject>,
 ) -> Response<ResponseBody> {
     let mut resp = match outcome {
         Ok(resp) => {

@@ -88,6 +88,7 @@ async fn concurrent_requests_leave_one_verified_line_each() {
         extra: open_limits(&users),
         sim: None,
         files: Vec::new(),
+        node_urls: Vec::new(),
     })
     .await;
     let clients = Arc::new([w.client(false), w.client(true)]);

@@ -43,6 +43,7 @@ async fn open_world(nodes: usize) -> (World, tempfile::TempDir) {
         extra: open_limits(&users),
         sim: None,
         files: Vec::new(),
+        node_urls: Vec::new(),
     })
     .await;
     (w, dir)

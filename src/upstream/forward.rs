@@ -8,13 +8,13 @@ use std::error::Error as StdError;
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use crate::body::{BodyEnd, RequestBody, Tally};
 use crate::error::Reject;
 use crate::metrics::UpstreamErrorKind;
 
-use super::client::{ClientError, HttpClient};
+use super::client::{ClientError, HttpClient, NodeBody};
+use super::framing::ProtocolError;
 
 /// Sends `req` and waits for the response head at most `deadline`.
 pub async fn send(
@@ -22,7 +22,7 @@ pub async fn send(
     req: Request<RequestBody>,
     deadline: Duration,
     tally: Option<&Tally>,
-) -> Result<Response<Incoming>, Reject> {
+) -> Result<Response<NodeBody>, Reject> {
     match tokio::time::timeout(deadline, client.request(req)).await {
         Err(_) => Err(Reject::UpstreamTimeout),
         Ok(Ok(resp)) => Ok(resp),
@@ -54,6 +54,7 @@ pub fn classify(e: &ClientError, tally: Option<&Tally>) -> Reject {
             protocol |= h.is_parse() || h.is_parse_status() || h.is_parse_too_large();
             timed_out |= h.is_timeout();
         }
+        protocol |= s.is::<ProtocolError>();
         // the connector reports its own deadline as a plain error message
         timed_out |= s.to_string().contains("timed out");
         source = s.source();

@@ -5,4 +5,9 @@
 pub mod balance;
 pub mod client;
 pub mod forward;
+pub mod framing;
 pub mod headers;
+pub mod inline;
+pub mod inline_body;
+pub mod pool;
+pub mod stream;

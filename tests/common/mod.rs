@@ -42,6 +42,9 @@ pub struct Setup {
     /// loaded (name relative to the directory, contents): users files,
     /// service-account files.
     pub files: Vec<(String, String)>,
+    /// Node URLs used instead of the simulated cluster's (a scripted
+    /// upstream); the cluster still runs, unused.
+    pub node_urls: Vec<String>,
 }
 
 impl World {
@@ -64,7 +67,12 @@ impl World {
             key_pem: pki.key_pem.clone(),
         });
         let cluster = sim::start(opts).await.unwrap();
-        let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        let urls = if setup.node_urls.is_empty() {
+            cluster.urls()
+        } else {
+            setup.node_urls.clone()
+        };
+        let nodes: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
         // `{node0}`, `{node1}`... in `extra` stand for the nodes' URLs
         let mut extra = setup.extra.clone();
         for (i, u) in cluster.urls().iter().enumerate() {
