@@ -464,7 +464,11 @@ fn finish(
             Response::from_parts(parts, ResponseBody::full(body))
         }
     };
-    resp.headers_mut().insert("x-request-id", ex.id.clone());
+    // unique per response: HPACK must not index it (an indexed id would
+    // evict useful entries and make every later lookup walk a chain of ids)
+    let mut id = ex.id.clone();
+    id.set_sensitive(true);
+    resp.headers_mut().insert("x-request-id", id);
     ex.status = resp.status();
     resp.body_mut().set_on_done(Box::new(Finish { ex, gw }));
     resp

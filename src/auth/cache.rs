@@ -55,7 +55,9 @@ pub fn build_cache(ttl: Duration, capacity: u64) -> VerifiedCache {
 
 /// Derives cache and limiter keys under a per-process secret.
 pub struct Keyer {
-    secret: [u8; 32],
+    /// HMAC keyed once with the secret; cloned per key (saves the two
+    /// key-schedule compressions on every request).
+    keyed: Hmac<Sha256>,
 }
 
 impl Keyer {
@@ -63,15 +65,16 @@ impl Keyer {
     pub fn random() -> Keyer {
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
-        Keyer { secret }
+        // HMAC accepts keys of any length; this cannot fail for 32 bytes.
+        let keyed = match Hmac::<Sha256>::new_from_slice(&secret) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        Keyer { keyed }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length; this cannot fail for 32 bytes.
-        match Hmac::<Sha256>::new_from_slice(&self.secret) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        }
+        self.keyed.clone()
     }
 
     /// The cache key of a user name and password.
