@@ -116,8 +116,12 @@ pub fn rewrite_response(headers: &mut HeaderMap) {
             }
         }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    // one pass over the (few) names instead of a hashed remove per
+    // hop-by-hop name: a node's response seldom carries any
+    if headers.keys().any(|n| HOP_BY_HOP.contains(&n.as_str())) {
+        for name in HOP_BY_HOP {
+            headers.remove(*name);
+        }
     }
 }
 
