@@ -75,6 +75,12 @@ pub(super) struct Shared {
     pub(super) done: watch::Sender<bool>,
 }
 
+impl Shared {
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
 /// Lines waiting for the writer, and requests to it.
 #[derive(Default)]
 pub(super) struct Queue {

@@ -5,7 +5,7 @@
 //! queue slots back. A plain OS thread, so a stalled disk never blocks a
 //! Tokio worker. Woken by the first line after it went idle, it lingers
 //! [`LINGER`] before taking a small batch: under load that turns one wake-up,
-//! `stat` and `write` per request into one per millisecond.
+//! `stat` and `write` per request into one per few milliseconds.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -18,10 +18,13 @@ use super::json::hex;
 use super::log::{lock, Shared};
 use super::sink::Sink;
 
-/// How long the writer waits after a wake-up for more lines to join the batch.
-const LINGER: Duration = Duration::from_millis(1);
-/// Batches smaller than this wait [`LINGER`] for more lines.
-const SMALL_BATCH: usize = 64;
+/// How long the writer waits after a wake-up for more lines to join the
+/// batch: under load, one wake-up, `stat` and `write` per 5 ms instead of
+/// per line (records reach the file at most this much later).
+const LINGER: Duration = Duration::from_millis(5);
+/// Batches smaller than this wait [`LINGER`] for more lines (never more
+/// than a quarter of the queue, so a small queue does not fill meanwhile).
+const SMALL_BATCH: usize = 512;
 
 /// Runs until the queue is closed and drained, then syncs and signals done.
 pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsync: Fsync) {
@@ -51,7 +54,8 @@ pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsyn
                 };
             }
             q.writer_idle = false;
-            if (1..SMALL_BATCH).contains(&q.lines.len()) && !q.closed && !q.reopen {
+            let small = SMALL_BATCH.min(shared.capacity() / 4).max(1);
+            if (1..small).contains(&q.lines.len()) && !q.closed && !q.reopen {
                 // A small batch: let the requests in flight add their lines.
                 drop(q);
                 std::thread::sleep(LINGER);
