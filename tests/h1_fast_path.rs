@@ -201,3 +201,78 @@ async fn an_idle_keep_alive_connection_is_closed_after_request_header() {
         started.elapsed()
     );
 }
+
+/// Reads one whole response framed by Content-Length; None on EOF first.
+async fn read_response(
+    s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())?;
+            if body.len() >= len {
+                return Some(text);
+            }
+        }
+        match tokio::time::timeout(WAIT, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// True when the server closes the connection (EOF) within WAIT.
+async fn sees_eof(s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> bool {
+    let mut buf = [0u8; 1024];
+    matches!(
+        tokio::time::timeout(WAIT, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn drain_closes_idle_fast_path_connections_at_once() {
+    let w = World::start().await;
+    let mut s = w.raw().await;
+    s.write_all(get("/v1/bdbs", "").as_bytes())
+        .await
+        .expect("write");
+    let resp = read_response(&mut s).await.expect("a response");
+    assert_eq!(statuses(&resp), [200], "{resp}");
+    // the connection is idle and kept alive; the drain timeout is 30 s:
+    // shutting down must close it instead of waiting that out
+    let gateway = w.gateway;
+    let stopped = tokio::time::timeout(WAIT, gateway.shutdown()).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown waited on an idle keep-alive connection"
+    );
+    assert!(sees_eof(&mut s).await, "the idle connection was not closed");
+}
+
+#[tokio::test]
+async fn drain_lets_an_in_flight_request_finish_then_closes() {
+    let w = World::start().await;
+    w.node(0)
+        .set_mode(regate::sim::Mode::SlowHead(Duration::from_millis(700)));
+    let mut s = w.raw().await;
+    s.write_all(get("/v1/bdbs", "").as_bytes())
+        .await
+        .expect("write");
+    let t = std::time::Instant::now();
+    while w.node(0).request_count() < 1 {
+        assert!(t.elapsed() < WAIT, "the request never reached the node");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stop = tokio::spawn(w.gateway.shutdown());
+    let resp = read_response(&mut s).await.expect("the in-flight answer");
+    assert_eq!(statuses(&resp), [200], "{resp}");
+    assert!(resp.contains("\r\nconnection: close\r\n"), "{resp}");
+    assert!(sees_eof(&mut s).await);
+    assert!(tokio::time::timeout(WAIT, stop).await.is_ok());
+}
