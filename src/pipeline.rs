@@ -440,6 +440,13 @@ fn finish(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             headers::rewrite_response(&mut parts.headers);
+            if ex.conn.h2 {
+                // a new value every second: indexed, the dates pile up in
+                // the HPACK table and every lookup walks them all
+                if let Some(d) = parts.headers.get_mut(header::DATE) {
+                    d.set_sensitive(true);
+                }
+            }
             if let Some(v) = &ex.verdict {
                 v.apply_headers(&mut parts.headers);
             }
