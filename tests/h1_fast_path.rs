@@ -276,3 +276,23 @@ async fn drain_lets_an_in_flight_request_finish_then_closes() {
     assert!(sees_eof(&mut s).await);
     assert!(tokio::time::timeout(WAIT, stop).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_complete_head_over_max_header_bytes_is_refused_even_when_read_whole() {
+    let w = World::with(Setup {
+        extra: "[limits]\nmax_header_bytes = 8192\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let mut s = w.raw().await;
+    let req = get("/v1/bdbs", &format!("X-Pad: {}\r\n", "a".repeat(9000)));
+    // two writes: the gateway may see a partial head first, then the rest
+    // in one read that completes a head larger than the limit
+    s.write_all(&req.as_bytes()[..4000]).await.expect("write");
+    s.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (resp, closed) = raw_exchange(&mut s, &req.as_bytes()[4000..], WAIT).await;
+    assert_eq!(statuses(&resp), [431], "{resp}");
+    assert!(closed);
+    assert!(targets(&w).is_empty(), "{:?}", targets(&w));
+}

@@ -102,6 +102,8 @@ pub async fn serve(
         let head = loop {
             if !buf.is_empty() {
                 match parse(&buf, set.max_headers) {
+                    // a complete head over the limit is hyper's to refuse (431)
+                    Parsed::Fast(h) if h.len > set.max_head => return End::Handover(buf.freeze()),
                     Parsed::Fast(h) => break h,
                     Parsed::Foreign => return End::Handover(buf.freeze()),
                     Parsed::Partial if buf.len() >= set.max_head => {
