@@ -22,20 +22,6 @@ async fn send(w: &World, req: &[u8]) -> (String, bool) {
     raw_exchange(&mut s, req, WAIT).await
 }
 
-/// Every status code in a response stream, in order.
-fn statuses(resp: &str) -> Vec<u16> {
-    resp.match_indices("HTTP/1.1 ")
-        .filter_map(|(i, _)| resp.get(i + 9..i + 12)?.parse().ok())
-        .collect()
-}
-
-fn targets(w: &World) -> Vec<String> {
-    w.upstream_requests()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.target))
-        .collect()
-}
-
 // hyper 1.x resolves CL + TE itself before the gateway sees the request:
 // it drops the Content-Length, reads the body as chunked, answers once and
 // closes the connection. That is SECURITY.md B1's safe behaviour (one

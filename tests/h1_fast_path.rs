@@ -21,20 +21,6 @@ fn get(path: &str, extra: &str) -> String {
     )
 }
 
-/// Status codes of a response stream, in order.
-fn statuses(resp: &str) -> Vec<u16> {
-    resp.match_indices("HTTP/1.1 ")
-        .filter_map(|(i, _)| resp.get(i + 9..i + 12)?.parse().ok())
-        .collect()
-}
-
-fn targets(w: &World) -> Vec<String> {
-    w.upstream_requests()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.target))
-        .collect()
-}
-
 #[tokio::test]
 async fn pipelined_gets_then_a_body_then_gets_again_on_one_connection() {
     let w = World::start().await;

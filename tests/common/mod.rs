@@ -244,6 +244,21 @@ pub async fn raw_exchange(
     (String::from_utf8_lossy(&out).into_owned(), closed)
 }
 
+/// Every status code in a raw HTTP/1.1 response stream, in order.
+pub fn statuses(resp: &str) -> Vec<u16> {
+    resp.match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| resp.get(i + 9..i + 12)?.parse().ok())
+        .collect()
+}
+
+/// "METHOD target" of every request the nodes received.
+pub fn targets(w: &World) -> Vec<String> {
+    w.upstream_requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect()
+}
+
 pub struct TestClient {
     inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
