@@ -282,3 +282,21 @@ async fn a_complete_head_over_max_header_bytes_is_refused_even_when_read_whole()
     assert!(closed);
     assert!(targets(&w).is_empty(), "{:?}", targets(&w));
 }
+
+#[tokio::test]
+async fn a_target_too_long_for_a_uri_gets_hyper_s_answer_and_an_audit_record() {
+    let w = World::with(Setup {
+        extra: "[limits]\nmax_header_bytes = 131072\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let mut s = w.raw().await;
+    // httparse takes it; http's Uri refuses targets over 64 KiB
+    let path = format!("/v1/bdbs?x={}", "a".repeat(70_000));
+    let (resp, closed) = raw_exchange(&mut s, get(&path, "").as_bytes(), WAIT).await;
+    assert_eq!(statuses(&resp), [414], "{resp}");
+    assert!(closed);
+    assert!(targets(&w).is_empty(), "{:?}", targets(&w));
+    let recs = wait_audit(&w, 1).await;
+    assert_eq!(recs[0]["status"].as_u64(), Some(414), "{recs:?}");
+}

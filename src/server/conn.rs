@@ -1,7 +1,8 @@
-//! One client connection: the TLS handshake under its deadline, then
-//! HTTP/1.1 or HTTP/2 (by ALPN) through hyper-util's auto builder, with a
-//! watchdog that closes the connection when it has been idle too long or
-//! when the gateway drains.
+//! One client connection: the TLS handshake under its deadline, then by
+//! ALPN either HTTP/2 through hyper-util's auto builder, or HTTP/1.1 on the
+//! fast path ([`super::h1`]) until a request it does not serve hands the
+//! connection to that same builder; hyper's connections run under a
+//! watchdog that closes them when idle too long or when the gateway drains.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

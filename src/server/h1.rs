@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +34,7 @@ use crate::body::{ClientBody, ResponseBody};
 use crate::config::Config;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
-use crate::{observe, pipeline};
+use crate::pipeline;
 
 use super::h1_write::{self, Framing};
 
@@ -146,10 +146,13 @@ pub async fn serve(
         let req = match build_request(head, &head_bytes) {
             Some(r) => r,
             None => {
-                // parsed by httparse but not representable: hyper would say 400
-                observe::malformed(gw, info, StatusCode::BAD_REQUEST).await;
-                let _ = h1_write::plain_close(io, StatusCode::BAD_REQUEST).await;
-                return End::Closed;
+                // parsed by httparse but not representable (a target over
+                // the URI length limit, say): hyper answers it as it would
+                // have from the start (414/400, audited), from these bytes
+                let mut all = BytesMut::with_capacity(head_bytes.len() + buf.len());
+                all.extend_from_slice(&head_bytes);
+                all.extend_from_slice(&buf);
+                return End::Handover(all.freeze());
             }
         };
         drop(head_bytes);

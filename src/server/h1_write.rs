@@ -6,9 +6,6 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{header, StatusCode};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
 /// How the body is delimited on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -237,24 +234,6 @@ fn with_date(f: impl FnOnce(&[u8])) {
         }
         f(&d.1)
     })
-}
-
-/// A bodyless error answer that closes the connection (a head hyper
-/// would have refused but we parsed).
-pub async fn plain_close(io: &mut TlsStream<TcpStream>, status: StatusCode) -> std::io::Result<()> {
-    let body: &[u8] =
-        br#"{"error_code":"bad_request","description":"the request head could not be parsed"}"#;
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.extend_from_slice(
-        b" \r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ",
-    );
-    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-    io.write_all(&out).await?;
-    io.shutdown().await
 }
 
 #[cfg(test)]
