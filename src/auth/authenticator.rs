@@ -19,7 +19,9 @@ use http::{HeaderMap, HeaderValue};
 use tokio::sync::Semaphore;
 
 use super::basic::{parse_basic, Credentials};
-use super::cache::{build_cache, same_user, Keyer, NameKey, Stamp, Verified, VerifiedCache};
+use super::cache::{
+    build_cache, same_user, CredentialKey, Keyer, NameKey, Stamp, Verified, VerifiedCache,
+};
 use super::cluster::ClusterClient;
 use super::config::{AuthSettings, SourceSettings};
 use super::source::{ClusterSource, FileSource, Source, VerifyError};
@@ -118,12 +120,32 @@ impl Authenticator {
         })?;
         let key = inner.keyer.credential_key(creds.user(), creds.password());
 
+        let mut stale = false;
         if let Some(hit) = inner.cache.get(&key).await {
             if let Some(p) = self.principal_if_current(&hit, creds.user()) {
                 inner.stats.hit();
                 inner.stats.success();
                 return Ok(p);
             }
+            stale = true;
+        }
+        // Boxed: the miss path's state (moka's insert machinery, the
+        // verification) would otherwise be part of every request's future
+        // and be copied with it, hit or miss.
+        Box::pin(self.authenticate_miss(creds, key, client_ip, stale)).await
+    }
+
+    /// The cache had nothing current for these credentials: throttle
+    /// checks, one (coalesced) verification, failure accounting.
+    async fn authenticate_miss(
+        &self,
+        creds: Credentials,
+        key: CredentialKey,
+        client_ip: IpAddr,
+        stale: bool,
+    ) -> Result<Principal, Reject> {
+        let inner = &*self.inner;
+        if stale {
             inner.cache.invalidate(&key).await;
         }
         inner.stats.miss();

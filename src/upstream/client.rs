@@ -161,7 +161,7 @@ impl HttpClient {
     /// path; the others are streamed by hyper.
     pub async fn request(
         &self,
-        mut req: Request<UpstreamBody>,
+        req: Request<UpstreamBody>,
     ) -> Result<Response<NodeBody>, ClientError> {
         let https = match req.uri().scheme() {
             Some(s) if *s == Scheme::HTTPS => true,
@@ -172,6 +172,16 @@ impl HttpClient {
             let resp = inline::send(&self.inline, &self.connector, req, https).await?;
             return Ok(resp.map(NodeBody::Inline));
         }
+        // Boxed: hyper's state stays out of the bodyless requests' futures.
+        Box::pin(self.request_streamed(req, https)).await
+    }
+
+    /// A request with a body, streamed by a pooled hyper connection.
+    async fn request_streamed(
+        &self,
+        mut req: Request<UpstreamBody>,
+        https: bool,
+    ) -> Result<Response<NodeBody>, ClientError> {
         let uri = req.uri().clone();
         let authority = uri.authority().cloned().ok_or(ClientError::BadUri)?;
         if !req.headers().contains_key(header::HOST) {

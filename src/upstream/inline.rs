@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
+use http::uri::Authority;
 use http::{header, Method, Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::poll_read_buf;
@@ -132,7 +133,7 @@ pub async fn send(
     let (mut conn, mut reused) = match pooled {
         Some(c) => (c, true),
         None => (
-            Conn::new(connector.connect(https, &authority).await?),
+            Conn::new(connect(connector, https, &authority).await?),
             false,
         ),
     };
@@ -154,7 +155,7 @@ pub async fn send(
                     return Err(ClientError::Io(err));
                 }
                 tracing::debug!(error = %err, "pooled upstream connection was closed; retrying once");
-                let mut fresh = Conn::new(connector.connect(https, &authority).await?);
+                let mut fresh = Conn::new(connect(connector, https, &authority).await?);
                 std::mem::swap(&mut fresh.wbuf, &mut conn.wbuf);
                 conn = fresh;
                 reused = false;
@@ -162,6 +163,17 @@ pub async fn send(
             Err(Failure::Other(e)) => return Err(e),
         }
     }
+}
+
+/// A new connection to the node. Boxed: the connect state (TCP, TLS
+/// handshake, deadline) is needed once per connection, not in every
+/// request's future.
+async fn connect(
+    connector: &Connector,
+    https: bool,
+    authority: &Authority,
+) -> Result<NodeStream, ClientError> {
+    Box::pin(connector.connect(https, authority)).await
 }
 
 /// Writes the request head, then reads until a final response head.
