@@ -13,7 +13,11 @@ use regate::sim::{self, Mode, SimOptions, SimTls};
 const BIN: &str = env!("CARGO_BIN_EXE_regate");
 
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
-    let p = dir.join("regate.toml");
+    write_config_as(dir, "regate.toml", body)
+}
+
+fn write_config_as(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
     p
 }
@@ -53,7 +57,7 @@ fn check_config_names_the_broken_key() {
     let p = write_config(dir.path(), GOOD);
     assert_eq!(check(&p).0, 0, "{}", check(&p).1);
 
-    for (broken, key) in [
+    for (i, (broken, key)) in [
         (GOOD.replace("listen =", "lisen ="), "server.lisen"),
         (
             GOOD.replacen("127.0.0.1:0", "not-an-address", 1),
@@ -69,8 +73,12 @@ fn check_config_names_the_broken_key() {
             format!("{GOOD}[timeouts]\nidle = \"forever\"\n"),
             "timeouts.idle",
         ),
-    ] {
-        let p = write_config(dir.path(), &broken);
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // a file per case: no case can read another's content
+        let p = write_config_as(dir.path(), &format!("broken-{i}.toml"), &broken);
         let (code, stderr) = check(&p);
         assert_eq!(code, 64, "{key}: {stderr}");
         assert!(stderr.contains(key), "expected `{key}` in: {stderr}");

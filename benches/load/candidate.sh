@@ -75,8 +75,6 @@ destructive = { rate = "1000000/s", burst = 1000000 }
 enabled = true
 sink = "file"
 path = "$REGATE_DIR/audit.jsonl"
-# rotation as in production, but a run leaves at most ~300 MB behind
-keep = 2
 
 [metrics]
 enabled = true

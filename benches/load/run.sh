@@ -12,7 +12,8 @@
 # Usage:  benches/load/run.sh            (~6 min with REPS=3)
 # Env:    HARNESS (default ../shared/bench/compare.sh from the repo, or
 #         /work/shared/bench/compare.sh), PLAN to override, NO_BUILD=1,
-#         any compare.sh knob (REPS, DURATION, WAIT_QUIET_S, ...).
+#         any compare.sh knob (REPS, DURATION, WAIT_QUIET_S, RUN_DIR, ...),
+#         KEEP_AUDIT=1 to keep regate's audit files in the run dir.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -38,4 +39,13 @@ port=$(python3 -c 'import sys,urllib.parse as u; print(u.urlsplit(sys.argv[1]).p
 export REGATE_LISTEN=127.0.0.1:$port
 export CANDIDATE_NAME=candidate
 export CANDIDATE_CMD="exec '$here/candidate.sh'"
-exec "$HARNESS"
+# The harness keeps its run dir (configs, logs); regate's audit trail in it
+# is ~1 GB per run, removed at the end unless KEEP_AUDIT=1.
+: "${RUN_DIR:=$(mktemp -d /tmp/bench.XXXXXX)}"
+export RUN_DIR
+rc=0
+"$HARNESS" || rc=$?
+if [[ ${KEEP_AUDIT:-0} != 1 ]]; then
+  rm -f "$RUN_DIR"/regate/audit.jsonl*
+fi
+exit "$rc"

@@ -22,34 +22,38 @@ pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 /// no case folding and no Unicode normalization (SECURITY.md C6).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
-    user: String,
-    password: String,
+    /// `user:password`, one allocation: the decoded header as it came.
+    text: String,
+    /// Where the user name ends (the first colon, or the separator `new`
+    /// put there).
+    colon: usize,
 }
 
 impl Credentials {
     /// Builds credentials directly (tests, the CLI).
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials {
-            user: user.into(),
-            password: password.into(),
-        }
+    pub fn new(user: impl Into<String>, password: impl AsRef<str>) -> Self {
+        let mut text = user.into();
+        let colon = text.len();
+        text.push(':');
+        text.push_str(password.as_ref());
+        Credentials { text, colon }
     }
 
     /// The user name, exact bytes as sent.
     pub fn user(&self) -> &str {
-        &self.user
+        self.text.get(..self.colon).unwrap_or_default()
     }
 
     /// The password. Never log it.
     pub fn password(&self) -> &str {
-        &self.password
+        self.text.get(self.colon + 1..).unwrap_or_default()
     }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("user", &self.user)
+            .field("user", &self.user())
             .field("password", &"<redacted>")
             .finish()
     }
@@ -83,11 +87,13 @@ pub fn parse_basic(headers: &HeaderMap) -> Result<Credentials, Reject> {
     let token = basic_token(bytes).ok_or(Reject::Unauthorized)?;
     let decoded = STANDARD.decode(token).map_err(|_| Reject::Unauthorized)?;
     let text = String::from_utf8(decoded).map_err(|_| Reject::Unauthorized)?;
-    let (user, password) = text.split_once(':').ok_or(Reject::Unauthorized)?;
+    let colon = text.find(':').ok_or(Reject::Unauthorized)?;
+    let credentials = Credentials { text, colon };
+    let (user, password) = (credentials.user(), credentials.password());
     if user.is_empty() || password.is_empty() || user.chars().any(char::is_control) {
         return Err(Reject::Unauthorized);
     }
-    Ok(Credentials::new(user, password))
+    Ok(credentials)
 }
 
 /// Returns the token68 after a case-insensitive `Basic` scheme and one or

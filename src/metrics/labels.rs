@@ -18,6 +18,20 @@ pub enum AuthOutcome {
 }
 
 impl AuthOutcome {
+    /// How many outcomes there are (the metrics' slot table size).
+    pub(super) const COUNT: usize = 5;
+
+    /// A dense index below [`AuthOutcome::COUNT`].
+    pub(super) fn index(self) -> usize {
+        match self {
+            AuthOutcome::Success => 0,
+            AuthOutcome::Failure => 1,
+            AuthOutcome::Missing => 2,
+            AuthOutcome::Throttled => 3,
+            AuthOutcome::Unavailable => 4,
+        }
+    }
+
     pub(super) fn as_str(self) -> &'static str {
         match self {
             AuthOutcome::Success => "success",
