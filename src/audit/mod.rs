@@ -51,6 +51,7 @@ pub mod chain;
 pub mod config;
 pub mod json;
 mod log;
+mod reaper;
 pub mod record;
 pub mod sink;
 pub mod time;

@@ -10,6 +10,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::config::SinkSettings;
+use super::reaper::Reaper;
 
 /// `<path>.<n>`: the n-th rotated file, 1 the newest.
 pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
@@ -41,8 +42,10 @@ impl Sink {
                     file: None,
                     size: 0,
                     ident: (0, 0),
+                    reaper: Reaper::new(),
                 };
                 sink.open_file()?;
+                sink.reaper.sweep(path);
                 Ok(Sink::File(sink))
             }
         }
@@ -126,6 +129,8 @@ pub struct FileSink {
     size: u64,
     /// (device, inode) of the open file, to notice renames and deletions.
     ident: (u64, u64),
+    /// Deletes rotated-out files off this thread.
+    reaper: Reaper,
 }
 
 impl FileSink {
@@ -184,14 +189,18 @@ impl FileSink {
             // make that one durable before the rename.
             file.sync_data()?;
         }
+        // Files that leave are renamed to hidden names and deleted by the
+        // reaper: an unlink here (a rename over the oldest file is one)
+        // would stall this thread, and its core, for ~20 ms per 100 MiB.
         if self.keep == 0 {
-            match fs::remove_file(&self.path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            self.reaper.expire(&self.path, &self.path)?;
         } else {
             // Left over from a larger `keep` before a config change.
-            let _ = fs::remove_file(rotated_path(&self.path, self.keep + 1));
+            let _ = self
+                .reaper
+                .expire(&self.path, &rotated_path(&self.path, self.keep + 1));
+            self.reaper
+                .expire(&self.path, &rotated_path(&self.path, self.keep))?;
             for n in (1..self.keep).rev() {
                 match fs::rename(rotated_path(&self.path, n), rotated_path(&self.path, n + 1)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -233,6 +242,12 @@ mod tests {
         assert_eq!(read(rotated_path(&path, 1)), "line3\n");
         assert_eq!(read(rotated_path(&path, 2)), "line2\n");
         assert!(!rotated_path(&path, 3).exists());
+        // the rotated-out files are deleted by the reaper thread
+        let t = std::time::Instant::now();
+        while fs::read_dir(dir.path()).unwrap().count() > 3 {
+            assert!(t.elapsed().as_secs() < 10, "expired files never deleted");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     #[test]
