@@ -480,3 +480,21 @@ fn finish(
     resp.body_mut().set_on_done(Box::new(Finish { ex, gw }));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<A, B, C, Fut, F: FnOnce(A, B, C) -> Fut>(_: &F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every request's future is built and moved by `memcpy` as a whole,
+    /// so the state of rare paths (a cache miss, a request body, a new
+    /// upstream connection) is boxed where they are awaited. 4.8 KB in a
+    /// debug build once they were; 7.2 KB in release before.
+    #[test]
+    fn the_request_future_carries_no_cold_path() {
+        let size = future_size(&super::handle);
+        assert!(size < 6 * 1024, "pipeline::handle future is {size} bytes");
+    }
+}
