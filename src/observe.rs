@@ -218,7 +218,10 @@ pub async fn malformed(gw: &Gateway, conn: &ConnInfo, status: StatusCode) {
         .observe_request(None, "-", status.as_u16(), Decision::Deny, elapsed);
     let id = gw.next_request_id();
     let rec = AuditRecord {
-        time: SystemTime::now() - elapsed,
+        // (checked: a clock set near the epoch must not panic here)
+        time: SystemTime::now()
+            .checked_sub(elapsed)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
         request_id: id.to_str().unwrap_or("-"),
         client_ip: conn.peer.ip(),
         client_port: conn.peer.port(),

@@ -73,6 +73,11 @@ fn check_config_names_the_broken_key() {
             format!("{GOOD}[timeouts]\nidle = \"forever\"\n"),
             "timeouts.idle",
         ),
+        (
+            // would overflow `Instant::now() + d` at the first request
+            format!("{GOOD}[timeouts]\nrequest_header = \"9999999999999999h\"\n"),
+            "timeouts.request_header",
+        ),
     ]
     .into_iter()
     .enumerate()

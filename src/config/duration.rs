@@ -20,8 +20,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)")),
     };
+    if d > MAX_DURATION {
+        // also keeps `Instant::now() + d` from overflowing (a panic) later
+        return Err(format!(
+            "`{text}` is longer than the maximum of 8760h (a year)"
+        ));
+    }
     Ok(d)
 }
+
+/// The longest duration a config may give: a year.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A rate `"N/s"`, `"N/min"` or `"N/h"`: returns (count, period).
 pub fn parse_rate(text: &str) -> Result<(u32, Duration), String> {
@@ -58,6 +67,10 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("10 parsecs").is_err());
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        let err = parse_duration("8761h").unwrap_err();
+        assert!(err.contains("maximum"), "{err}");
+        assert!(parse_duration("18446744073709551615s").is_err());
     }
 
     #[test]
