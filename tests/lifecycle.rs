@@ -78,6 +78,10 @@ fn check_config_names_the_broken_key() {
             format!("{GOOD}[timeouts]\nrequest_header = \"9999999999999999h\"\n"),
             "timeouts.request_header",
         ),
+        (
+            format!("{GOOD}[limits]\nmax_header_bytes = 5000000000\n"),
+            "limits.max_header_bytes",
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -405,6 +405,9 @@ fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Opt
     })
 }
 
+/// The largest `limits.max_header_bytes` accepted.
+const MAX_HEADER_BYTES_LIMIT: usize = 1 << 20;
+
 fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits {
     let mut at_least = |key: &str, v: u64, min: u64| {
         if v < min {
@@ -420,6 +423,13 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
     at_least("max_header_bytes", l.max_header_bytes as u64, 8192);
     at_least("max_headers", l.max_headers as u64, 16);
     at_least("max_h2_streams", u64::from(l.max_h2_streams), 1);
+    if l.max_header_bytes > MAX_HEADER_BYTES_LIMIT {
+        // also what h2 can announce (a u32); a head this large is an attack
+        errs.push(ConfigError::new(
+            "limits.max_header_bytes",
+            format!("must be at most {MAX_HEADER_BYTES_LIMIT} (1 MiB)"),
+        ));
+    }
     Limits {
         max_connections: l.max_connections,
         max_connections_per_ip: l.max_connections_per_ip,
