@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::context::ConnInfo;
 use crate::gateway::Gateway;
 use crate::pipeline;
+use crate::upstream::headers;
 
 use super::h1_write::{self, Framing};
 
@@ -326,7 +327,7 @@ fn parse(buf: &[u8], max_headers: usize) -> Parsed {
 /// The pipeline's request, sharing the head's bytes (no copies).
 fn build_request(head: Head, bytes: &Bytes) -> Option<Request<ClientBody>> {
     let uri = Uri::from_maybe_shared(bytes.slice(head.target)).ok()?;
-    let mut map = HeaderMap::with_capacity(head.headers.len());
+    let mut map = HeaderMap::with_capacity(head.headers.len() + headers::ADDED_TO_REQUEST);
     for (n, v) in head.headers {
         let name = HeaderName::from_bytes(&bytes[n]).ok()?;
         let value = HeaderValue::from_maybe_shared(bytes.slice(v)).ok()?;

@@ -118,7 +118,7 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
             );
         }
         let raw = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
+        let mut headers = HeaderMap::with_capacity(count + super::headers::ADDED_TO_RESPONSE);
         for &(n, nl, v, vl) in &at[..count] {
             let (n, v) = (n as usize, v as usize);
             let name = raw

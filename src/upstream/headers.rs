@@ -72,6 +72,15 @@ pub struct Forwarded<'a> {
 }
 
 /// Rewrites a client request's headers for the node.
+/// Headers [`rewrite_request`] may add: `x-forwarded-for`,
+/// `x-forwarded-proto`, `x-request-id`. Maps built for a request reserve
+/// room for them, so adding them never regrows the map.
+pub const ADDED_TO_REQUEST: usize = 3;
+
+/// Headers the gateway may add to a node's response (`x-request-id`, and a
+/// `date` when the node sent none); see [`ADDED_TO_REQUEST`].
+pub const ADDED_TO_RESPONSE: usize = 2;
+
 pub fn rewrite_request(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
     let listed = if headers.contains_key(header::CONNECTION) {
         connection_listed(headers)
