@@ -70,31 +70,33 @@ impl Reaper {
     }
 
     fn reap(&mut self, path: PathBuf) {
-        let sent = match &self.tx {
-            Some(tx) => tx.send(path),
-            None => Err(std::sync::mpsc::SendError(path)),
+        if self.tx.is_none() {
+            self.tx = spawn();
+        }
+        // no thread to be had (or it is gone): delete it here, all at once
+        let unsent = match &self.tx {
+            Some(tx) => tx.send(path).err().map(|e| e.0),
+            None => Some(path),
         };
-        let Err(std::sync::mpsc::SendError(path)) = sent else {
-            return;
-        };
-        // first use, or the thread is gone: start one
-        let (tx, rx) = channel::<PathBuf>();
-        let started = std::thread::Builder::new()
-            .name("regate-audit-reaper".into())
-            .spawn(move || {
-                for p in rx {
-                    shrink_and_remove(&p);
-                }
-            });
-        match started {
-            Ok(_) => {
-                let _ = tx.send(path);
-                self.tx = Some(tx);
-            }
-            // no thread to be had: delete it here, all at once
-            Err(_) => shrink_and_remove(&path),
+        if let Some(path) = unsent {
+            self.tx = None;
+            shrink_and_remove(&path);
         }
     }
+}
+
+/// Starts the reaper thread; `None` if the OS will not give one.
+fn spawn() -> Option<Sender<PathBuf>> {
+    let (tx, rx) = channel::<PathBuf>();
+    std::thread::Builder::new()
+        .name("regate-audit-reaper".into())
+        .spawn(move || {
+            for p in rx {
+                shrink_and_remove(&p);
+            }
+        })
+        .ok()?;
+    Some(tx)
 }
 
 /// Frees the file's blocks a step at a time, then unlinks it.
