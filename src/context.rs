@@ -24,6 +24,8 @@ pub struct ConnInfo {
     pub worker: usize,
     /// In-flight requests and last activity, for the idle watchdog.
     pub activity: Activity,
+    /// The last verification this connection's requests used.
+    pub auth_memo: crate::auth::AuthMemo,
 }
 
 /// In-flight requests and last activity of a connection, for the idle

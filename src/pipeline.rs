@@ -138,7 +138,11 @@ async fn process(
         return Err(limit_denied(gw, ex, d));
     }
 
-    let principal = match snap.auth.authenticate(req.headers(), ex.client_ip).await {
+    let principal = match snap
+        .auth
+        .authenticate(req.headers(), ex.client_ip, &ex.conn.auth_memo)
+        .await
+    {
         Ok(p) => {
             gw.metrics
                 .observe_auth(Some(p.source), AuthOutcome::Success);

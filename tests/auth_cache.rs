@@ -18,10 +18,10 @@ const BOB: User = ("bob", "bobs-pass", "db_viewer", None);
 async fn a_cache_hit_performs_no_verification() {
     let f = file_auth(&[ADMIN], NO_LIMITS);
     let h = basic("admin", "correct-horse");
-    f.auth.authenticate(&h, IP).await.unwrap();
+    f.auth.authenticate(&h, IP, conn()).await.unwrap();
     assert_eq!(f.auth.stats().verifications(), 1);
     for _ in 0..20 {
-        f.auth.authenticate(&h, IP).await.unwrap();
+        f.auth.authenticate(&h, IP, conn()).await.unwrap();
     }
     let s = f.auth.stats();
     assert_eq!(s.verifications(), 1);
@@ -31,7 +31,7 @@ async fn a_cache_hit_performs_no_verification() {
     // A wrong password is never served from the cache of the right one.
     let r = f
         .auth
-        .authenticate(&basic("admin", "correct-horsf"), IP)
+        .authenticate(&basic("admin", "correct-horsf"), IP, conn())
         .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     assert_eq!(f.auth.stats().verifications(), 2);
@@ -41,7 +41,10 @@ async fn a_cache_hit_performs_no_verification() {
 async fn failures_are_not_cached() {
     let f = file_auth(&[ADMIN], NO_LIMITS);
     for _ in 0..3 {
-        let r = f.auth.authenticate(&basic("admin", "nope"), IP).await;
+        let r = f
+            .auth
+            .authenticate(&basic("admin", "nope"), IP, conn())
+            .await;
         assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     }
     assert_eq!(f.auth.stats().verifications(), 3);
@@ -67,7 +70,8 @@ async fn fifty_concurrent_first_requests_verify_once() {
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                auth.authenticate(&basic("carol", "slow-pass"), IP).await
+                auth.authenticate(&basic("carol", "slow-pass"), IP, conn())
+                    .await
             })
         })
         .collect();
@@ -88,7 +92,7 @@ async fn c8_per_ip_limit_fires_before_hashing() {
     for i in 0..3 {
         let r = f
             .auth
-            .authenticate(&basic(&format!("user{i}"), "guess"), IP)
+            .authenticate(&basic(&format!("user{i}"), "guess"), IP, conn())
             .await;
         assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     }
@@ -97,7 +101,7 @@ async fn c8_per_ip_limit_fires_before_hashing() {
     for i in 0..20 {
         let r = f
             .auth
-            .authenticate(&basic(&format!("other{i}"), "guess"), IP)
+            .authenticate(&basic(&format!("other{i}"), "guess"), IP, conn())
             .await;
         match r.unwrap_err() {
             Reject::AuthThrottled { retry_after_secs } => {
@@ -122,11 +126,14 @@ async fn c8_per_ip_limit_fires_before_hashing() {
     let other: IpAddr = "198.51.100.7".parse().unwrap();
     assert!(f
         .auth
-        .authenticate(&basic("bob", "bobs-pass"), other)
+        .authenticate(&basic("bob", "bobs-pass"), other, conn())
         .await
         .is_ok());
     let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-    let r = f.auth.authenticate(&basic("bob", "x"), mapped).await;
+    let r = f
+        .auth
+        .authenticate(&basic("bob", "x"), mapped, conn())
+        .await;
     assert!(matches!(r, Err(Reject::AuthThrottled { .. })));
 }
 
@@ -139,26 +146,32 @@ async fn c8_per_user_limit_and_cached_valid_user_keeps_working() {
     );
     // The real admin logs in first (now cached).
     f.auth
-        .authenticate(&basic("admin", "correct-horse"), IP)
+        .authenticate(&basic("admin", "correct-horse"), IP, conn())
         .await
         .unwrap();
     // An attacker from rotating addresses in one /64 and beyond.
     for i in 0..2u16 {
         let ip: IpAddr = format!("2001:db8::{i}").parse().unwrap();
-        let r = f.auth.authenticate(&basic("admin", "guess"), ip).await;
+        let r = f
+            .auth
+            .authenticate(&basic("admin", "guess"), ip, conn())
+            .await;
         assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     }
     let spent = f.auth.stats().verifications();
     for i in 0..10u16 {
         let ip: IpAddr = format!("2001:db8:{i}::1").parse().unwrap();
-        let r = f.auth.authenticate(&basic("admin", "guess"), ip).await;
+        let r = f
+            .auth
+            .authenticate(&basic("admin", "guess"), ip, conn())
+            .await;
         assert!(matches!(r, Err(Reject::AuthThrottled { .. })));
     }
     assert_eq!(f.auth.stats().verifications(), spent);
     // The cached valid credential is not locked out by the attack.
     assert!(f
         .auth
-        .authenticate(&basic("admin", "correct-horse"), IP)
+        .authenticate(&basic("admin", "correct-horse"), IP, conn())
         .await
         .is_ok());
 }
@@ -173,16 +186,22 @@ async fn only_failures_consume_the_budget() {
     // Many successful logins (cache hits and misses) cost nothing...
     for _ in 0..10 {
         f.auth
-            .authenticate(&basic("admin", "correct-horse"), IP)
+            .authenticate(&basic("admin", "correct-horse"), IP, conn())
             .await
             .unwrap();
     }
     // ...so two failures are still allowed before the limit.
     for _ in 0..2 {
-        let r = f.auth.authenticate(&basic("admin", "bad"), IP).await;
+        let r = f
+            .auth
+            .authenticate(&basic("admin", "bad"), IP, conn())
+            .await;
         assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     }
-    let r = f.auth.authenticate(&basic("admin", "bad"), IP).await;
+    let r = f
+        .auth
+        .authenticate(&basic("admin", "bad"), IP, conn())
+        .await;
     assert!(matches!(r, Err(Reject::AuthThrottled { .. })));
 }
 
@@ -193,11 +212,14 @@ async fn limits_recover() {
         "failed_per_ip = { rate = \"1/s\", burst = 1 }\n\
          failed_per_user = { rate = \"1/s\", burst = 1 }\n",
     );
-    let r = f.auth.authenticate(&basic("admin", "bad"), IP).await;
+    let r = f
+        .auth
+        .authenticate(&basic("admin", "bad"), IP, conn())
+        .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     let r = f
         .auth
-        .authenticate(&basic("admin", "correct-horse"), IP)
+        .authenticate(&basic("admin", "correct-horse"), IP, conn())
         .await;
     assert!(matches!(
         r,
@@ -208,7 +230,7 @@ async fn limits_recover() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(f
         .auth
-        .authenticate(&basic("admin", "correct-horse"), IP)
+        .authenticate(&basic("admin", "correct-horse"), IP, conn())
         .await
         .is_ok());
 }
@@ -220,5 +242,5 @@ fn the_stage_is_shareable_and_its_future_is_send() {
     shareable::<regate::auth::Authenticator>();
     let f = file_auth(&[ADMIN], NO_LIMITS);
     let h = basic("admin", "correct-horse");
-    send(&f.auth.authenticate(&h, IP));
+    send(&f.auth.authenticate(&h, IP, conn()));
 }

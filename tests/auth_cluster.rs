@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use auth_common::{basic, roles, IP, NO_LIMITS};
+use auth_common::{basic, conn, roles, IP, NO_LIMITS};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -178,13 +178,13 @@ async fn login_and_roles_from_the_cluster() {
     let (_dir, auth) = cluster_auth(&url, "").await_sync().await;
 
     let p = auth
-        .authenticate(&basic("ops@x", "ops-pass"), IP)
+        .authenticate(&basic("ops@x", "ops-pass"), IP, conn())
         .await
         .unwrap();
     assert_eq!((&*p.user, &*p.role, p.uid), ("ops@x", "db_member", Some(7)));
     assert_eq!(p.source, IdentitySource::Cluster);
     let p = auth
-        .authenticate(&basic("legacy@x", "legacy-pass"), IP)
+        .authenticate(&basic("legacy@x", "legacy-pass"), IP, conn())
         .await
         .unwrap();
     assert_eq!(
@@ -195,17 +195,19 @@ async fn login_and_roles_from_the_cluster() {
 
     // Cache hit: no second authorize call.
     let calls = cluster.authorize_calls.load(Ordering::SeqCst);
-    auth.authenticate(&basic("ops@x", "ops-pass"), IP)
+    auth.authenticate(&basic("ops@x", "ops-pass"), IP, conn())
         .await
         .unwrap();
     assert_eq!(cluster.authorize_calls.load(Ordering::SeqCst), calls);
 
-    let r = auth.authenticate(&basic("ops@x", "wrong"), IP).await;
+    let r = auth
+        .authenticate(&basic("ops@x", "wrong"), IP, conn())
+        .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     assert_eq!(auth.stats().failures(FailureReason::BadCredentials), 1);
     // The display name is not a login.
     let r = auth
-        .authenticate(&basic("Display ops@x", "ops-pass"), IP)
+        .authenticate(&basic("Display ops@x", "ops-pass"), IP, conn())
         .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
 }
@@ -217,7 +219,7 @@ async fn a_user_created_after_the_sync_is_found_on_demand() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     cluster.add("new@x", 9, "new-pass", vec![5], "admin");
     let p = auth
-        .authenticate(&basic("new@x", "new-pass"), IP)
+        .authenticate(&basic("new@x", "new-pass"), IP, conn())
         .await
         .unwrap();
     assert_eq!(&*p.role, "db_viewer");
@@ -229,10 +231,10 @@ async fn password_change_and_deletion_take_effect_at_the_next_sync() {
     cluster.add("a@x", 1, "old-pass", vec![1], "admin");
     cluster.add("b@x", 2, "b-pass", vec![5], "db_viewer");
     let (_dir, auth) = cluster_auth(&url, "").await_sync().await;
-    auth.authenticate(&basic("a@x", "old-pass"), IP)
+    auth.authenticate(&basic("a@x", "old-pass"), IP, conn())
         .await
         .unwrap();
-    auth.authenticate(&basic("b@x", "b-pass"), IP)
+    auth.authenticate(&basic("b@x", "b-pass"), IP, conn())
         .await
         .unwrap();
 
@@ -240,26 +242,31 @@ async fn password_change_and_deletion_take_effect_at_the_next_sync() {
     cluster.remove("b@x");
     // Until the sync, the cached verifications still hold.
     assert!(auth
-        .authenticate(&basic("a@x", "old-pass"), IP)
+        .authenticate(&basic("a@x", "old-pass"), IP, conn())
         .await
         .is_ok());
-    assert!(auth.authenticate(&basic("b@x", "b-pass"), IP).await.is_ok());
+    assert!(auth
+        .authenticate(&basic("b@x", "b-pass"), IP, conn())
+        .await
+        .is_ok());
 
     auth.sync_now().await.unwrap();
-    let r = auth.authenticate(&basic("a@x", "old-pass"), IP).await;
+    let r = auth
+        .authenticate(&basic("a@x", "old-pass"), IP, conn())
+        .await;
     assert_eq!(
         r.unwrap_err(),
         Reject::Unauthorized,
         "old password dropped at sync"
     );
-    let r = auth.authenticate(&basic("b@x", "b-pass"), IP).await;
+    let r = auth.authenticate(&basic("b@x", "b-pass"), IP, conn()).await;
     assert_eq!(
         r.unwrap_err(),
         Reject::Unauthorized,
         "deleted user dropped at sync"
     );
     let p = auth
-        .authenticate(&basic("a@x", "new-pass"), IP)
+        .authenticate(&basic("a@x", "new-pass"), IP, conn())
         .await
         .unwrap();
     assert_eq!(&*p.role, "admin");
@@ -291,7 +298,7 @@ async fn an_unreachable_cluster_is_503_not_401() {
         .port();
     let (_dir, auth) = cluster_auth(&format!("http://127.0.0.1:{port}"), "");
     let r = auth
-        .authenticate(&basic("a@x", "pw"), IP)
+        .authenticate(&basic("a@x", "pw"), IP, conn())
         .await
         .unwrap_err();
     assert_eq!(r, Reject::AuthUnavailable);

@@ -31,7 +31,7 @@ async fn valid_credentials_yield_a_principal() {
     let f = fixture();
     let p = f
         .auth
-        .authenticate(&basic("admin", "correct-horse"), IP)
+        .authenticate(&basic("admin", "correct-horse"), IP, conn())
         .await
         .unwrap();
     assert_eq!((&*p.user, &*p.role, p.uid), ("admin", "admin", Some(1)));
@@ -45,7 +45,7 @@ async fn c1_missing_header_is_401_with_challenge() {
     let f = fixture();
     let r = f
         .auth
-        .authenticate(&http::HeaderMap::new(), IP)
+        .authenticate(&http::HeaderMap::new(), IP, conn())
         .await
         .unwrap_err();
     assert_eq!(r, Reject::Unauthorized);
@@ -73,7 +73,11 @@ async fn c2_malformed_and_foreign_schemes_are_401_constant() {
         b"Basic".to_vec(),
     ];
     for v in &cases {
-        let r = f.auth.authenticate(&raw_auth(&[v]), IP).await.unwrap_err();
+        let r = f
+            .auth
+            .authenticate(&raw_auth(&[v]), IP, conn())
+            .await
+            .unwrap_err();
         assert_eq!(r, Reject::Unauthorized, "{}", String::from_utf8_lossy(v));
         assert_eq!(r.body(), Reject::Unauthorized.body());
     }
@@ -83,7 +87,7 @@ async fn c2_malformed_and_foreign_schemes_are_401_constant() {
         let v = format!("{scheme} {good}");
         assert!(f
             .auth
-            .authenticate(&raw_auth(&[v.as_bytes()]), IP)
+            .authenticate(&raw_auth(&[v.as_bytes()]), IP, conn())
             .await
             .is_ok());
     }
@@ -94,14 +98,17 @@ async fn c3_colon_shapes() {
     let f = fixture();
     for raw in ["admincorrect-horse", ":correct-horse", "admin:", ":", ""] {
         let v = format!("Basic {}", STANDARD.encode(raw));
-        let r = f.auth.authenticate(&raw_auth(&[v.as_bytes()]), IP).await;
+        let r = f
+            .auth
+            .authenticate(&raw_auth(&[v.as_bytes()]), IP, conn())
+            .await;
         assert_eq!(r.unwrap_err(), Reject::Unauthorized, "{raw:?}");
     }
     assert_eq!(f.auth.stats().verifications(), 0);
     // Split at the first colon: password "pa:ss".
     let p = f
         .auth
-        .authenticate(&basic("viewer", "pa:ss"), IP)
+        .authenticate(&basic("viewer", "pa:ss"), IP, conn())
         .await
         .unwrap();
     assert_eq!(&*p.user, "viewer");
@@ -116,14 +123,14 @@ async fn c4_duplicate_headers_never_authenticate() {
     let bad = format!("Basic {}", STANDARD.encode("admin:wrong"));
     for pair in [[&good, &bad], [&bad, &good], [&good, &good]] {
         let h = raw_auth(&[pair[0].as_bytes(), pair[1].as_bytes()]);
-        let r = f.auth.authenticate(&h, IP).await.unwrap_err();
+        let r = f.auth.authenticate(&h, IP, conn()).await.unwrap_err();
         assert!(matches!(r, Reject::BadRequest { .. }), "{r:?}");
         assert_eq!(r.status(), 400);
     }
     let joined = format!("{good}, {bad}");
     let r = f
         .auth
-        .authenticate(&raw_auth(&[joined.as_bytes()]), IP)
+        .authenticate(&raw_auth(&[joined.as_bytes()]), IP, conn())
         .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     assert_eq!(f.auth.stats().verifications(), 0);
@@ -141,7 +148,7 @@ async fn c5_oversized_header_is_431_before_decoding() {
     assert!(big.len() > 16 * 1024);
     let r = f
         .auth
-        .authenticate(&raw_auth(&[big.as_bytes()]), IP)
+        .authenticate(&raw_auth(&[big.as_bytes()]), IP, conn())
         .await
         .unwrap_err();
     assert_eq!(r, Reject::HeaderTooLarge);
@@ -160,7 +167,7 @@ async fn c6_unicode_names_are_exact_bytes() {
     // NFC "é" is the user; NFD "e\u{301}" is another (unknown) name.
     assert!(f
         .auth
-        .authenticate(&basic("é", "nfc-pass"), IP)
+        .authenticate(&basic("é", "nfc-pass"), IP, conn())
         .await
         .is_ok());
     for name in [
@@ -175,7 +182,7 @@ async fn c6_unicode_names_are_exact_bytes() {
         } else {
             "correct-horse"
         };
-        let r = f.auth.authenticate(&basic(name, pw), IP).await;
+        let r = f.auth.authenticate(&basic(name, pw), IP, conn()).await;
         assert_eq!(r.unwrap_err(), Reject::Unauthorized, "{name:?}");
     }
     // Invalid and overlong UTF-8 in the decoded value.
@@ -185,7 +192,10 @@ async fn c6_unicode_names_are_exact_bytes() {
         b"admin:\xed\xa0\x80",
     ] {
         let v = format!("Basic {}", STANDARD.encode(raw));
-        let r = f.auth.authenticate(&raw_auth(&[v.as_bytes()]), IP).await;
+        let r = f
+            .auth
+            .authenticate(&raw_auth(&[v.as_bytes()]), IP, conn())
+            .await;
         assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     }
 }
@@ -194,14 +204,20 @@ async fn c6_unicode_names_are_exact_bytes() {
 async fn c7_unknown_users_are_hashed_like_known_ones() {
     let f = fixture();
     let before = f.auth.stats().verifications();
-    let r = f.auth.authenticate(&basic("ghost", "whatever"), IP).await;
+    let r = f
+        .auth
+        .authenticate(&basic("ghost", "whatever"), IP, conn())
+        .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     assert_eq!(
         f.auth.stats().verifications(),
         before + 1,
         "an unknown user is verified against the dummy hash"
     );
-    let r = f.auth.authenticate(&basic("admin", "wrong"), IP).await;
+    let r = f
+        .auth
+        .authenticate(&basic("admin", "wrong"), IP, conn())
+        .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     assert_eq!(f.auth.stats().failures(FailureReason::BadCredentials), 2);
 }
@@ -222,7 +238,7 @@ async fn c9_passthrough_by_default_and_no_secret_in_rejections() {
         ]),
     ];
     for h in &inputs {
-        let r = f.auth.authenticate(h, IP).await.unwrap_err();
+        let r = f.auth.authenticate(h, IP, conn()).await.unwrap_err();
         let text = format!("{r:?} {}", String::from_utf8_lossy(&r.body()));
         for secret in [pw, "wrong-horse", b64.as_str(), wrong.as_str()] {
             assert!(!text.contains(secret), "{text}");
@@ -260,7 +276,7 @@ proptest! {
             let mut h = http::HeaderMap::new();
             h.insert(http::header::AUTHORIZATION, v);
             let _ = parse_basic(&h);
-            let r = RT.with(|rt| rt.block_on(f.authenticate(&h, IP)));
+            let r = RT.with(|rt| rt.block_on(f.authenticate(&h, IP, conn())));
             prop_assert!(r.is_err());
         }
     }
@@ -270,7 +286,7 @@ proptest! {
         prop_assume!(raw != b"admin:correct-horse");
         let f = PROP.with(|f| f.clone());
         let v = format!("Basic {}", STANDARD.encode(&raw));
-        let r = RT.with(|rt| rt.block_on(f.authenticate(&raw_auth(&[v.as_bytes()]), IP)));
+        let r = RT.with(|rt| rt.block_on(f.authenticate(&raw_auth(&[v.as_bytes()]), IP, conn())));
         prop_assert!(r.is_err());
     }
 
@@ -278,7 +294,7 @@ proptest! {
     fn arbitrary_user_and_password_never_authenticate(user in "\\PC{0,12}", pw in "\\PC{0,12}") {
         prop_assume!(!(user == "admin" && pw == "correct-horse"));
         let f = PROP.with(|f| f.clone());
-        let r = RT.with(|rt| rt.block_on(f.authenticate(&basic(&user, &pw), IP)));
+        let r = RT.with(|rt| rt.block_on(f.authenticate(&basic(&user, &pw), IP, conn())));
         prop_assert!(r.is_err());
     }
 }

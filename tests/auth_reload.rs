@@ -18,8 +18,8 @@ async fn reload_adds_changes_and_removes_users_under_traffic() {
     let f = file_auth(&[ADMIN, BOB], NO_LIMITS);
     let admin = basic("admin", "correct-horse");
     let bob = basic("bob", "bobs-pass");
-    f.auth.authenticate(&admin, IP).await.unwrap();
-    f.auth.authenticate(&bob, IP).await.unwrap();
+    f.auth.authenticate(&admin, IP, conn()).await.unwrap();
+    f.auth.authenticate(&bob, IP, conn()).await.unwrap();
 
     // Traffic for the unchanged user keeps flowing during the reloads.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -30,7 +30,7 @@ async fn reload_adds_changes_and_removes_users_under_traffic() {
             let mut ok = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let h = basic("admin", "correct-horse");
-                auth.authenticate(&h, IP)
+                auth.authenticate(&h, IP, conn())
                     .await
                     .expect("admin must keep working");
                 ok += 1;
@@ -48,19 +48,19 @@ async fn reload_adds_changes_and_removes_users_under_traffic() {
     ]);
     f.auth.reload().unwrap();
     assert_eq!(
-        f.auth.authenticate(&bob, IP).await.unwrap_err(),
+        f.auth.authenticate(&bob, IP, conn()).await.unwrap_err(),
         Reject::Unauthorized,
         "the old password stops working at once"
     );
     let p = f
         .auth
-        .authenticate(&basic("bob", "new-pass"), IP)
+        .authenticate(&basic("bob", "new-pass"), IP, conn())
         .await
         .unwrap();
     assert_eq!(&*p.role, "cluster_viewer");
     let p = f
         .auth
-        .authenticate(&basic("carol", "c-pass"), IP)
+        .authenticate(&basic("carol", "c-pass"), IP, conn())
         .await
         .unwrap();
     assert_eq!(p.uid, Some(9));
@@ -68,7 +68,10 @@ async fn reload_adds_changes_and_removes_users_under_traffic() {
     // Remove bob.
     f.write_users(&[ADMIN, ("carol", "c-pass", "db_viewer", Some(9))]);
     f.auth.reload().unwrap();
-    let r = f.auth.authenticate(&basic("bob", "new-pass"), IP).await;
+    let r = f
+        .auth
+        .authenticate(&basic("bob", "new-pass"), IP, conn())
+        .await;
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
     assert!(f.auth.role_of("bob").is_none());
 
@@ -81,7 +84,7 @@ async fn reload_adds_changes_and_removes_users_under_traffic() {
 async fn role_changes_apply_to_cached_credentials() {
     let f = file_auth(&[ADMIN], NO_LIMITS);
     let h = basic("admin", "correct-horse");
-    f.auth.authenticate(&h, IP).await.unwrap();
+    f.auth.authenticate(&h, IP, conn()).await.unwrap();
     let hash_line = std::fs::read_to_string(f.users_path()).unwrap();
     std::fs::write(
         f.users_path(),
@@ -90,7 +93,7 @@ async fn role_changes_apply_to_cached_credentials() {
     .unwrap();
     f.auth.reload().unwrap();
     let before = f.auth.stats().verifications();
-    let p = f.auth.authenticate(&h, IP).await.unwrap();
+    let p = f.auth.authenticate(&h, IP, conn()).await.unwrap();
     assert_eq!(&*p.role, "db_viewer");
     assert_eq!(
         f.auth.stats().verifications(),
@@ -113,13 +116,13 @@ async fn a_broken_file_keeps_the_old_table() {
             Err(ReloadError::Invalid(errors)) => assert!(!errors.is_empty()),
             other => panic!("{other:?}"),
         }
-        assert!(f.auth.authenticate(&h, IP).await.is_ok());
+        assert!(f.auth.authenticate(&h, IP, conn()).await.is_ok());
     }
     assert_eq!(f.auth.stats().reload_failures(), 3);
     assert_eq!(f.auth.stats().reloads(), 0);
     std::fs::remove_file(f.users_path()).unwrap();
     assert!(f.auth.reload().is_err());
-    assert!(f.auth.authenticate(&h, IP).await.is_ok());
+    assert!(f.auth.authenticate(&h, IP, conn()).await.is_ok());
 }
 
 #[tokio::test]
@@ -130,7 +133,7 @@ async fn the_watcher_reloads_on_change() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while f
         .auth
-        .authenticate(&basic("bob", "bobs-pass"), IP)
+        .authenticate(&basic("bob", "bobs-pass"), IP, conn())
         .await
         .is_err()
     {

@@ -13,8 +13,11 @@
 //! The identity sources themselves (users file, cluster) are in `source.rs`.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use tokio::sync::Semaphore;
 
@@ -24,6 +27,7 @@ use super::cache::{
 };
 use super::cluster::ClusterClient;
 use super::config::{AuthSettings, SourceSettings};
+use super::memo::AuthMemo;
 use super::source::{ClusterSource, FileSource, Source, VerifyError};
 use super::stats::{AuthStats, FailureReason};
 use super::throttle::{client_key, retry_after_secs, FailureLimiter, DEFAULT_MAX_KEYS};
@@ -37,6 +41,10 @@ pub struct Authenticator {
 }
 
 pub(super) struct Inner {
+    /// Unique per authenticator: a connection's memo made by another
+    /// (before a reload) never matches.
+    id: u64,
+    ttl: Duration,
     pub(super) source: Source,
     pub(super) cache: VerifiedCache,
     keyer: Keyer,
@@ -78,7 +86,10 @@ impl Authenticator {
             }
         };
         let clock = governor::clock::DefaultClock::default();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let inner = Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            ttl: settings.cache_ttl,
             source,
             cache: build_cache(settings.cache_ttl, settings.cache_capacity),
             keyer: Keyer::random(),
@@ -104,15 +115,23 @@ impl Authenticator {
     }
 
     /// Authenticates a request from its headers and the socket peer's IP
-    /// (never an address taken from headers).
+    /// (never an address taken from headers). `memo` is the connection's:
+    /// a request repeating the last verified `Authorization` value is
+    /// answered from it (still checked against the current user table).
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         client_ip: IpAddr,
+        memo: &AuthMemo,
     ) -> Result<Principal, Reject> {
         let inner = &*self.inner;
+        if let Some(p) = self.recall(headers, memo) {
+            inner.stats.hit();
+            inner.stats.success();
+            return Ok(p);
+        }
         let creds = parse_basic(headers).inspect_err(|r| {
-            let reason = match headers.contains_key(http::header::AUTHORIZATION) {
+            let reason = match headers.contains_key(AUTHORIZATION) {
                 false => FailureReason::Missing,
                 true => FailureReason::of_parse(r),
             };
@@ -123,6 +142,7 @@ impl Authenticator {
         let mut stale = false;
         if let Some(hit) = inner.cache.get(&key).await {
             if let Some(p) = self.principal_if_current(&hit, creds.user()) {
+                self.remember(headers, memo, hit);
                 inner.stats.hit();
                 inner.stats.success();
                 return Ok(p);
@@ -132,13 +152,46 @@ impl Authenticator {
         // Boxed: the miss path's state (moka's insert machinery, the
         // verification) would otherwise be part of every request's future
         // and be copied with it, hit or miss.
-        Box::pin(self.authenticate_miss(creds, key, client_ip, stale)).await
+        Box::pin(self.authenticate_miss(headers, memo, creds, key, client_ip, stale)).await
+    }
+
+    /// The principal remembered by this connection for exactly this
+    /// `Authorization` value, if it is still current.
+    fn recall(&self, headers: &HeaderMap, memo: &AuthMemo) -> Option<Principal> {
+        let inner = &*self.inner;
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let value = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        let verified = memo.recall(inner.id, || inner.keyer.header_tag(value.as_bytes()))?;
+        let p = self.principal_if_current(&verified, &verified.user);
+        if p.is_none() {
+            memo.forget();
+        }
+        p
+    }
+
+    /// Lets the connection remember a current verification for its
+    /// (single, already parsed) `Authorization` value.
+    fn remember(&self, headers: &HeaderMap, memo: &AuthMemo, verified: Arc<Verified>) {
+        let inner = &*self.inner;
+        let (Some(value), Some(expires)) = (
+            headers.get(AUTHORIZATION),
+            verified.at.checked_add(inner.ttl),
+        ) else {
+            return;
+        };
+        let tag = inner.keyer.header_tag(value.as_bytes());
+        memo.remember(inner.id, tag, verified, expires);
     }
 
     /// The cache had nothing current for these credentials: throttle
     /// checks, one (coalesced) verification, failure accounting.
     async fn authenticate_miss(
         &self,
+        headers: &HeaderMap,
+        memo: &AuthMemo,
         creds: Credentials,
         key: CredentialKey,
         client_ip: IpAddr,
@@ -175,6 +228,7 @@ impl Authenticator {
                 }
                 match self.principal_if_current(entry.value(), creds.user()) {
                     Some(p) => {
+                        self.remember(headers, memo, entry.into_value());
                         inner.stats.success();
                         return Ok(p);
                     }

@@ -7,7 +7,7 @@
 //! once even before the entry is evicted.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac as _};
 use moka::future::Cache;
@@ -39,6 +39,9 @@ pub struct Verified {
     /// Exact user name verified (checked again on every hit).
     pub user: Arc<str>,
     pub stamp: Stamp,
+    /// When the verification finished (before the cache insert, so a TTL
+    /// counted from here never outlives the cache entry).
+    pub at: Instant,
 }
 
 /// The cache type.
@@ -88,6 +91,15 @@ impl Keyer {
         mac.finalize().into_bytes().into()
     }
 
+    /// The per-connection memo tag of a raw `Authorization` value
+    /// ([`AuthMemo`](super::memo::AuthMemo)).
+    pub fn header_tag(&self, value: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"hdr\0");
+        mac.update(value);
+        mac.finalize().into_bytes().into()
+    }
+
     /// The failed-login limiter key of a user name.
     pub fn name_key(&self, user: &str) -> NameKey {
         let mut mac = self.mac();
@@ -118,6 +130,8 @@ mod tests {
         let other = Keyer::random();
         assert_ne!(k.credential_key("a", "b"), other.credential_key("a", "b"));
         assert_ne!(k.name_key("admin"), k.name_key("Admin"));
+        assert_ne!(k.header_tag(b"Basic YTpi"), k.header_tag(b"Basic YTpj"));
+        assert_ne!(k.header_tag(b"Basic YTpi"), other.header_tag(b"Basic YTpi"));
     }
 
     #[test]

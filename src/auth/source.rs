@@ -108,6 +108,7 @@ impl FileSource {
             Some(e) if ok => Ok(Arc::new(Verified {
                 user: e.name.clone(),
                 stamp: Stamp::File(e.hash.as_str().into()),
+                at: std::time::Instant::now(),
             })),
             _ => Err(VerifyError::Bad),
         }
@@ -189,6 +190,7 @@ impl ClusterSource {
                 uid: user.uid,
                 password_issue_date: user.password_issue_date.clone(),
             },
+            at: std::time::Instant::now(),
         }))
     }
 }

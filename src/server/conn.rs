@@ -101,6 +101,7 @@ pub async fn serve(
         h2: session.alpn_protocol() == Some(b"h2"),
         worker,
         activity: Activity::new(),
+        auth_memo: Default::default(),
     });
     let idle = snap.config.timeouts.idle;
     let builder = snap.http.clone();

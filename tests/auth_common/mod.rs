@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
-use regate::auth::{AuthConfig, Authenticator, RoleCheck};
+use regate::auth::{AuthConfig, AuthMemo, Authenticator, RoleCheck};
 
 pub const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
@@ -83,4 +83,14 @@ pub fn raw_auth(values: &[&[u8]]) -> HeaderMap {
         h.append(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
     }
     h
+}
+
+/// The auth memo of "this connection": one per test thread, as if each
+/// test's requests came over one keep-alive connection (tasks of a
+/// multi-thread runtime use their worker's).
+pub fn conn() -> &'static AuthMemo {
+    thread_local! {
+        static MEMO: &'static AuthMemo = Box::leak(Box::default());
+    }
+    MEMO.with(|m| *m)
 }
