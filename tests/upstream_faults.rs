@@ -47,6 +47,40 @@ async fn slow_node_gives_504_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn the_deadline_counts_from_each_request_on_a_pooled_connection() {
+    // The pooled connection's timer is re-armed per request: a request made
+    // well after the connection's first one still gets the whole deadline,
+    // a timed-out connection is not reused, and a fast one after it is
+    // served at once.
+    let w = World::with(fast_timeouts()).await;
+    let c = w.client(false);
+    assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
+    w.node(0).set_mode(Mode::SlowHead(Duration::from_millis(700)));
+    let t = Instant::now();
+    let r = c.get(&w.url("/v1/bdbs"), ADMIN).await;
+    assert_eq!(r.status, 200, "700 ms is within the 1 s deadline");
+    assert!(t.elapsed() >= Duration::from_millis(650));
+    w.node(0).set_mode(Mode::SlowHead(Duration::from_secs(5)));
+    for _ in 0..2 {
+        let t = Instant::now();
+        let r = c.get(&w.url("/v1/bdbs"), ADMIN).await;
+        assert_eq!(r.status, 504);
+        assert_eq!(r.json()["error_code"], "upstream_timeout");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    }
+    w.node(0).set_mode(Mode::Normal);
+    let t = Instant::now();
+    assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
+    assert!(t.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
 async fn garbage_and_resets_give_502() {
     let w = World::with(fast_timeouts()).await;
     for mode in [Mode::Garbage, Mode::Reset, Mode::Close, Mode::BadCl] {
