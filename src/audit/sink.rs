@@ -41,6 +41,7 @@ impl Sink {
                     keep: *keep,
                     file: None,
                     size: 0,
+                    uncached: 0,
                     ident: (0, 0),
                     reaper: Reaper::new(),
                 };
@@ -89,10 +90,7 @@ impl Sink {
     pub fn sync(&mut self) -> io::Result<()> {
         match self {
             Sink::Stdout => Ok(()),
-            Sink::File(f) => match &f.file {
-                Some(file) => file.sync_data(),
-                None => Ok(()),
-            },
+            Sink::File(f) => f.sync(),
         }
     }
 
@@ -127,6 +125,9 @@ pub struct FileSink {
     keep: u32,
     file: Option<File>,
     size: u64,
+    /// Below this offset the file's pages were durable and dropped from
+    /// the page cache.
+    uncached: u64,
     /// (device, inode) of the open file, to notice renames and deletions.
     ident: (u64, u64),
     /// Deletes rotated-out files off this thread.
@@ -142,6 +143,7 @@ impl FileSink {
             .open(&self.path)?;
         let meta = file.metadata()?;
         self.size = meta.len();
+        self.uncached = 0;
         self.ident = (meta.dev(), meta.ino());
         self.file = Some(file);
         Ok(())
@@ -158,6 +160,26 @@ impl FileSink {
                 let _ = old.sync_data();
             }
             self.open_file()?;
+        }
+        Ok(())
+    }
+
+    /// Makes what was written durable, then lets the kernel drop those
+    /// pages from its cache: nothing here reads them back, and an audit
+    /// trail of tens of MB a minute would otherwise push useful pages out
+    /// of memory (and make every new page a fresh allocation).
+    fn sync(&mut self) -> io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        file.sync_data()?;
+        let (from, to) = (self.uncached, self.size);
+        if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+            // Advice only: a failure changes nothing that matters.
+            let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
+            // The partial last page stays cached (the kernel keeps it);
+            // it is dropped with the next range.
+            self.uncached = to - to % 4096;
         }
         Ok(())
     }
@@ -184,11 +206,11 @@ impl FileSink {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        if let Some(file) = self.file.take() {
-            // The next file's first record links to this file's last one:
-            // make that one durable before the rename.
-            file.sync_data()?;
-        }
+        // The next file's first record links to this file's last one:
+        // make that one durable before the rename.
+        let synced = self.sync();
+        self.file = None;
+        synced?;
         // Files that leave are renamed to hidden names and deleted by the
         // reaper: an unlink here (a rename over the oldest file is one)
         // would stall this thread, and its core, for ~20 ms per 100 MiB.
