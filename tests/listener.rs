@@ -45,6 +45,56 @@ async fn plain_http_on_the_tls_port_is_closed_at_once() {
     assert!(w.upstream_requests().is_empty());
 }
 
+/// The server side of a loopback connection in /proc/net/tcp: its
+/// `tr` (timer kind) and `tm->when` (clock ticks) fields.
+fn server_side_timer(server: std::net::SocketAddr, client_port: u16) -> Option<(u32, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let want_local = format!(":{:04X}", server.port());
+    let want_remote = format!(":{client_port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (local, remote, timer) = (f.get(1)?, f.get(2)?, f.get(5)?);
+        if !local.ends_with(&want_local) || !remote.ends_with(&want_remote) {
+            return None;
+        }
+        let (kind, when) = timer.split_once(':')?;
+        Some((kind.parse().ok()?, u64::from_str_radix(when, 16).ok()?))
+    })
+}
+
+#[tokio::test]
+async fn client_connections_have_dead_peer_detection() {
+    // A client that vanishes without a FIN must not hold a connection (and
+    // its streams) forever: accepted sockets carry TCP keep-alive probes
+    // (and TCP_USER_TIMEOUT, checked in the unit test of `tune`).
+    let w = World::with(Setup {
+        extra: "[timeouts]\ntls_handshake = \"10s\"\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let s = TcpStream::connect(w.addr).await.unwrap();
+    let port = s.local_addr().unwrap().port();
+    // The socket shows up (timer 0) as soon as the kernel has accepted it,
+    // a moment before regate takes it from the queue and sets it up.
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = server_side_timer(w.addr, port);
+        if matches!(seen, Some((2, _))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (kind, when) = seen.expect("the server side of the connection is in /proc/net/tcp");
+    // 2 = a keep-alive (or other non-retransmit) timer is armed; an idle
+    // socket without keep-alive shows 0. It fires in about 30 s.
+    assert_eq!(kind, 2, "no keep-alive timer on the accepted socket");
+    assert!(
+        when > 2_000 && when <= 3_100,
+        "keep-alive due in {when} ticks"
+    );
+    drop(s);
+}
+
 #[tokio::test]
 async fn silent_connections_are_closed_at_the_handshake_deadline() {
     let w = World::with(Setup {

@@ -46,9 +46,9 @@ pub fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(cfg.limits.max_h2_streams)
         .max_header_list_size(cfg.limits.max_header_bytes as u32)
         .max_pending_accept_reset_streams(Some(20))
-        .max_local_error_reset_streams(Some(256))
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .max_local_error_reset_streams(Some(256));
+    // No HTTP/2 PINGs: dead peers are detected by the kernel (see
+    // `listener::tune`), which costs nothing per frame.
     b
 }
 

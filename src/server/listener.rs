@@ -154,7 +154,7 @@ pub async fn serve(
                     drop(tcp);
                     continue;
                 };
-                let _ = tcp.set_nodelay(true);
+                tune(&tcp);
                 tokio::spawn(super::conn::serve(
                     gw.clone(),
                     tcp,
@@ -187,5 +187,51 @@ pub async fn serve(
             open = tracker.open(),
             "drain timeout reached; closing remaining connections"
         );
+    }
+}
+
+/// How long sent data may stay unacknowledged, and an idle connection
+/// unanswered to keep-alive probes, before the kernel drops a client
+/// connection: 30 s idle, then 2 probes 10 s apart.
+pub const DEAD_PEER_AFTER: Duration = Duration::from_secs(50);
+
+/// Socket options of an accepted client connection: no Nagle delay, and
+/// dead-peer detection in the kernel. A client that vanished (power loss,
+/// a dropped NAT entry) with requests in flight is noticed within
+/// [`DEAD_PEER_AFTER`] whether regate is sending to it (TCP_USER_TIMEOUT)
+/// or waiting (keep-alive probes). This replaces HTTP/2 PINGs, whose
+/// bookkeeping in hyper took a lock and a clock read on every frame.
+pub fn tune(tcp: &tokio::net::TcpStream) {
+    let sock = socket2::SockRef::from(tcp);
+    let _ = sock.set_tcp_nodelay(true);
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(2);
+    let _ = sock.set_tcp_keepalive(&probes);
+    let _ = sock.set_tcp_user_timeout(Some(DEAD_PEER_AFTER));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_nodelay_and_dead_peer_detection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        tune(&tcp);
+        let sock = socket2::SockRef::from(&tcp);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(30));
+        assert_eq!(
+            sock.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), 2);
+        assert_eq!(sock.tcp_user_timeout().unwrap(), Some(DEAD_PEER_AFTER));
     }
 }
