@@ -494,11 +494,13 @@ mod tests {
 
     /// Every request's future is built and moved by `memcpy` as a whole,
     /// so the state of rare paths (a cache miss, a request body, a new
-    /// upstream connection) is boxed where they are awaited. 4.8 KB in a
-    /// debug build once they were; 7.2 KB in release before.
+    /// upstream connection) is boxed where they are awaited, and the
+    /// upstream call consumes its request before its future exists.
+    /// 7.2 KB in release at first, 4.8 KB with the cold paths boxed,
+    /// 3.4 KB since the upstream call is a plain function.
     #[test]
     fn the_request_future_carries_no_cold_path() {
         let size = future_size(&super::handle);
-        assert!(size < 6 * 1024, "pipeline::handle future is {size} bytes");
+        assert!(size < 4 * 1024, "pipeline::handle future is {size} bytes");
     }
 }

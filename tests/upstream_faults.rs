@@ -57,7 +57,8 @@ async fn the_deadline_counts_from_each_request_on_a_pooled_connection() {
     assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
-    w.node(0).set_mode(Mode::SlowHead(Duration::from_millis(700)));
+    w.node(0)
+        .set_mode(Mode::SlowHead(Duration::from_millis(700)));
     let t = Instant::now();
     let r = c.get(&w.url("/v1/bdbs"), ADMIN).await;
     assert_eq!(r.status, 200, "700 ms is within the 1 s deadline");

@@ -14,6 +14,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -146,6 +147,38 @@ pub struct HttpClient {
     inline: Arc<InlinePool>,
 }
 
+/// What the inline path yields.
+type InlineResult = Result<Response<InlineBody>, ClientError>;
+
+type Streamed<'a> =
+    Pin<Box<dyn Future<Output = Result<Response<NodeBody>, ClientError>> + Send + 'a>>;
+
+pin_project_lite::pin_project! {
+    /// The future of [`HttpClient::request`].
+    #[project = SendingProj]
+    pub enum Sending<'a, F> {
+        Inline { #[pin] fut: F },
+        Streamed { fut: Streamed<'a> },
+        Failed { err: Option<ClientError> },
+    }
+}
+
+impl<F: Future<Output = InlineResult>> Future for Sending<'_, F> {
+    type Output = Result<Response<NodeBody>, ClientError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            SendingProj::Inline { fut } => fut
+                .poll(cx)
+                .map(|r| r.map(|resp| resp.map(NodeBody::Inline))),
+            SendingProj::Streamed { fut } => fut.as_mut().poll(cx),
+            SendingProj::Failed { err } => {
+                Poll::Ready(Err(err.take().unwrap_or(ClientError::BadUri)))
+            }
+        }
+    }
+}
+
 /// Builds the pooled client.
 pub fn build(up: &Upstream, connect_timeout: Duration) -> HttpClient {
     HttpClient {
@@ -158,22 +191,30 @@ pub fn build(up: &Upstream, connect_timeout: Duration) -> HttpClient {
 impl HttpClient {
     /// Sends `req` (absolute URI) to its node; `Host` is set from the
     /// node's authority when absent. Bodyless requests take the inline
-    /// path; the others are streamed by hyper.
-    pub async fn request(
+    /// path; the others are streamed by hyper. Not an `async fn`, so the
+    /// request is not carried in the future (twice) next to the path's
+    /// own state.
+    pub fn request(
         &self,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<NodeBody>, ClientError> {
+    ) -> Sending<'_, impl Future<Output = InlineResult> + '_> {
         let https = match req.uri().scheme() {
             Some(s) if *s == Scheme::HTTPS => true,
             Some(s) if *s == Scheme::HTTP => false,
-            _ => return Err(ClientError::BadUri),
+            _ => {
+                return Sending::Failed {
+                    err: Some(ClientError::BadUri),
+                }
+            }
         };
         if req.body().is_end_stream() {
-            let resp = inline::send(&self.inline, &self.connector, req, https).await?;
-            return Ok(resp.map(NodeBody::Inline));
+            let fut = inline::send(&self.inline, &self.connector, req, https);
+            return Sending::Inline { fut };
         }
         // Boxed: hyper's state stays out of the bodyless requests' futures.
-        Box::pin(self.request_streamed(req, https)).await
+        Sending::Streamed {
+            fut: Box::pin(self.request_streamed(req, https)),
+        }
     }
 
     /// A request with a body, streamed by a pooled hyper connection.

@@ -5,9 +5,13 @@
 //! something other than HTTP is 502.
 
 use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
+use tokio::time::Timeout;
 
 use crate::body::{BodyEnd, RequestBody, Tally};
 use crate::error::Reject;
@@ -16,17 +20,42 @@ use crate::metrics::UpstreamErrorKind;
 use super::client::{ClientError, HttpClient, NodeBody};
 use super::framing::ProtocolError;
 
-/// Sends `req` and waits for the response head at most `deadline`.
-pub async fn send(
-    client: &HttpClient,
+/// Sends `req` and waits for the response head at most `deadline`. A
+/// plain function returning a small future (see [`HttpClient::request`]).
+pub fn send<'a>(
+    client: &'a HttpClient,
     req: Request<RequestBody>,
     deadline: Duration,
-    tally: Option<&Tally>,
-) -> Result<Response<NodeBody>, Reject> {
-    match tokio::time::timeout(deadline, client.request(req)).await {
-        Err(_) => Err(Reject::UpstreamTimeout),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => Err(classify(&e, tally)),
+    tally: Option<&'a Tally>,
+) -> Forwarding<'a, impl Future<Output = Result<Response<NodeBody>, ClientError>> + 'a> {
+    Forwarding {
+        inner: tokio::time::timeout(deadline, client.request(req)),
+        tally,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`send`].
+    pub struct Forwarding<'a, F> {
+        #[pin]
+        inner: Timeout<F>,
+        tally: Option<&'a Tally>,
+    }
+}
+
+impl<F> Future for Forwarding<'_, F>
+where
+    F: Future<Output = Result<Response<NodeBody>, ClientError>>,
+{
+    type Output = Result<Response<NodeBody>, Reject>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        Poll::Ready(match ready!(this.inner.poll(cx)) {
+            Err(_) => Err(Reject::UpstreamTimeout),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(classify(&e, *this.tally)),
+        })
     }
 }
 
