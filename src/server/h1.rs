@@ -180,7 +180,7 @@ async fn write_response(
     mut body: ResponseBody,
     framing: Framing,
 ) -> bool {
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(framing.buffer_hint());
     h1_write::head(&mut out, parts, &framing);
     let mut w = h1_write::BodyWriter::new(framing);
     if framing.has_body() {

@@ -71,6 +71,17 @@ impl Framing {
     pub fn has_body(&self) -> bool {
         self.kind != Kind::None
     }
+
+    /// Room for the head and as much of the body as one write carries:
+    /// the whole body when its length is known and small.
+    pub fn buffer_hint(&self) -> usize {
+        const HEAD: usize = 512;
+        match self.kind {
+            Kind::Length { len, .. } => HEAD + len.min(64 * 1024) as usize,
+            Kind::None => HEAD,
+            Kind::Chunked => HEAD + 4096,
+        }
+    }
 }
 
 /// A single valid `Content-Length` of the response (an invalid or

@@ -45,14 +45,16 @@ fn strip_from_request(name: &str) -> bool {
     ) || HOP_BY_HOP.contains(&name)
 }
 
-/// Names listed in `Connection` headers (lowercased, valid names only).
+/// Names listed in `Connection` headers (lowercased, valid names only),
+/// leaving out the hop-by-hop names, which are removed anyway: the usual
+/// `keep-alive` costs no allocation.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
     let mut out = Vec::new();
     for v in headers.get_all(header::CONNECTION) {
         let Ok(text) = v.to_str() else { continue };
         for token in text.split(',') {
             let token = token.trim();
-            if token.is_empty() {
+            if token.is_empty() || HOP_BY_HOP.iter().any(|h| token.eq_ignore_ascii_case(h)) {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
@@ -90,12 +92,21 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
     for name in listed {
         headers.remove(name);
     }
-    let doomed: Vec<HeaderName> = headers
+    // Usually one or two names (`host`): gathered on the stack, removed
+    // after the walk; a longer list goes to the heap.
+    let mut few: [Option<HeaderName>; 4] = Default::default();
+    let mut more = Vec::new();
+    for (i, name) in headers
         .keys()
         .filter(|n| strip_from_request(n.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
+        .enumerate()
+    {
+        match few.get_mut(i) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => more.push(name.clone()),
+        }
+    }
+    for name in few.into_iter().flatten().chain(more) {
         headers.remove(name);
     }
     headers.insert(
@@ -232,6 +243,53 @@ mod tests {
         assert!(!h.contains_key("x-secret"));
         assert!(!h.contains_key("keep-alive"));
         assert_eq!(h["content-type"], "application/json");
+    }
+
+    #[test]
+    fn connection_tokens_any_case_and_many_stripped_names() {
+        let mut h = map(&[
+            ("connection", "Keep-Alive, X-Secret"),
+            ("connection", "CLOSE"),
+            ("close", "named by the close token"),
+            ("x-secret", "s"),
+            ("keep-alive", "timeout=5"),
+            ("host", "client"),
+            ("content-length", "0"),
+            ("x-real-ip", "1.2.3.4"),
+            ("forwarded", "for=x"),
+            ("x-forwarded-host", "evil"),
+            ("x-original-url", "/admin"),
+            ("accept", "application/json"),
+        ]);
+        let id = HeaderValue::from_static("rid");
+        rewrite_request(
+            &mut h,
+            Forwarded {
+                x_forwarded_for: HeaderValue::from_static("10.0.0.1"),
+                request_id: &id,
+                authorization: None,
+            },
+        );
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            [
+                "accept",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-request-id"
+            ]
+        );
+
+        let mut r = map(&[
+            ("connection", "KEEP-ALIVE"),
+            ("keep-alive", "timeout=5"),
+            ("content-type", "application/json"),
+        ]);
+        rewrite_response(&mut r);
+        let left: Vec<&str> = r.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type"]);
     }
 
     #[test]
