@@ -50,10 +50,13 @@ impl Activity {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn end(&self) {
+    /// A request ended at `now` (the caller's clock reading, shared with
+    /// its own timing).
+    pub fn end_at(&self, now: Instant) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let since = now.saturating_duration_since(self.epoch);
         self.last_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            .store(since.as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn idle_for(&self) -> Option<Duration> {

@@ -116,8 +116,9 @@ pub struct Finish {
 impl OnDone for Finish {
     fn done(self: Box<Self>, bytes_out: u64, complete: bool) {
         let Finish { mut ex, gw } = *self;
-        ex.conn.activity.end();
-        let elapsed = ex.started.elapsed();
+        let now = Instant::now();
+        ex.conn.activity.end_at(now);
+        let elapsed = now.saturating_duration_since(ex.started);
         let obs = &gw.observer;
         obs.requests.fetch_add(1, Ordering::Relaxed);
         let reject_code = ex.reject.as_ref().map(|r| {

@@ -246,6 +246,7 @@ async fn process(
     let result = forward::send(
         snap.client(ex.conn.worker),
         up,
+        sent,
         snap.config.timeouts.upstream_response,
         ex.tally.as_deref(),
     )

@@ -8,7 +8,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use tokio::time::Timeout;
@@ -20,16 +20,22 @@ use crate::metrics::UpstreamErrorKind;
 use super::client::{ClientError, HttpClient, NodeBody};
 use super::framing::ProtocolError;
 
-/// Sends `req` and waits for the response head at most `deadline`. A
-/// plain function returning a small future (see [`HttpClient::request`]).
+/// Sends `req` at `sent` and waits for the response head at most
+/// `deadline` after it. A plain function returning a small future (see
+/// [`HttpClient::request`]).
 pub fn send<'a>(
     client: &'a HttpClient,
     req: Request<RequestBody>,
+    sent: Instant,
     deadline: Duration,
     tally: Option<&'a Tally>,
 ) -> Forwarding<'a, impl Future<Output = Result<Response<NodeBody>, ClientError>> + 'a> {
+    // Config durations are at most a year; this cannot overflow in practice.
+    let until = sent
+        .checked_add(deadline)
+        .unwrap_or(sent + Duration::from_secs(366 * 86_400));
     Forwarding {
-        inner: tokio::time::timeout(deadline, client.request(req)),
+        inner: tokio::time::timeout_at(until.into(), client.request(req)),
         tally,
     }
 }

@@ -74,9 +74,16 @@ impl<T> IdlePool<T> {
             }
         };
         let node = &mut nodes[i];
+        // Idle entries are in the order they were put back, oldest first,
+        // so the expired ones are a prefix: no walk over the whole pool.
         let now = Instant::now();
-        node.idle
-            .retain(|c| now.duration_since(c.since) < IDLE_TIMEOUT);
+        while node
+            .idle
+            .front()
+            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
+        {
+            node.idle.pop_front();
+        }
         let mut j = node.idle.len();
         while j > 0 {
             j -= 1;
