@@ -123,7 +123,7 @@ impl TrustedProxies {
         }
         let mut current = peer;
         let values: Vec<&[u8]> = headers
-            .get_all("x-forwarded-for")
+            .get_all(crate::upstream::headers::X_FORWARDED_FOR)
             .iter()
             .map(|v| v.as_bytes())
             .collect();

@@ -60,7 +60,7 @@ async fn start(
     conn: Arc<ConnInfo>,
     req: &Request<ClientBody>,
 ) -> Exchange {
-    let id = match req.headers().get("x-request-id") {
+    let id = match req.headers().get(headers::X_REQUEST_ID) {
         Some(v) if headers::valid_request_id(v) => v.clone(),
         _ => gw.next_request_id(),
     };
@@ -126,7 +126,10 @@ async fn process(
     if canonical.as_ref() != req.uri().path() {
         ex.path = Some(canonical.as_ref().into());
     }
-    let x_api_version = req.headers().get("x-api-version").map(|v| v.as_bytes());
+    let x_api_version = req
+        .headers()
+        .get(headers::X_API_VERSION)
+        .map(|v| v.as_bytes());
     let route = policy.resolve(req.method(), &canonical, x_api_version)?;
     ex.route = Some(route.template_arc().clone());
     ex.api_version = Some(route.version.0);
@@ -348,7 +351,7 @@ fn forwarded_for(snap: &Snapshot, ex: &Exchange, h: &http::HeaderMap) -> HeaderV
     let trusted = &snap.config.trusted_proxies;
     if !trusted.is_empty() && trusted.contains(ex.conn.peer.ip()) {
         let chain: Vec<&str> = h
-            .get_all("x-forwarded-for")
+            .get_all(headers::X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
@@ -480,7 +483,7 @@ fn finish(
     // evict useful entries and make every later lookup walk a chain of ids)
     let mut id = ex.id.clone();
     id.set_sensitive(true);
-    resp.headers_mut().insert("x-request-id", id);
+    resp.headers_mut().insert(headers::X_REQUEST_ID, id);
     ex.status = resp.status();
     resp.body_mut().set_on_done(Box::new(Finish { ex, gw }));
     resp

@@ -6,6 +6,14 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+/// Names looked up or added on every request, as constants: a `&str` key
+/// is parsed and a non-standard one copied into a new `HeaderName` (an
+/// allocation) on each use.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_API_VERSION: HeaderName = HeaderName::from_static("x-api-version");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// Headers that describe one connection, never the message.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -109,18 +117,9 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
     for name in few.into_iter().flatten().chain(more) {
         headers.remove(name);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-for"),
-        fwd.x_forwarded_for,
-    );
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("https"),
-    );
-    headers.insert(
-        HeaderName::from_static("x-request-id"),
-        fwd.request_id.clone(),
-    );
+    headers.insert(X_FORWARDED_FOR, fwd.x_forwarded_for);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    headers.insert(X_REQUEST_ID, fwd.request_id.clone());
     if let Some(auth) = fwd.authorization {
         headers.insert(header::AUTHORIZATION, auth);
     }
