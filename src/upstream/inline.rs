@@ -185,6 +185,13 @@ async fn exchange_prepared(
         conn,
         head,
     } = p;
+    // Send after the rest of this scheduler tick: the requests that became
+    // ready together reach the node together. A node on the same core
+    // otherwise wakes (and preempts the gateway) once per request; batched,
+    // it serves ~2 per wake-up (harness, node on the same core: 0.74 -> 0.47
+    // context switches and 17.4 -> 15.9 us CPU per request). Costs one
+    // extra poll of this task; on an idle worker the tick is already over.
+    tokio::task::yield_now().await;
     let (mut conn, mut reused) = match conn {
         Some(c) => (c, true),
         None => {
