@@ -25,6 +25,17 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// [`HOP_BY_HOP`] as header names, for map operations without parsing.
+const HOP_BY_HOP_NAMES: [HeaderName; HOP_BY_HOP.len()] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 /// Request headers removed on top of the hop-by-hop set: framing (the
 /// client library re-frames the body), identity and routing headers the
 /// client must not control, and method-override / rewrite headers.
@@ -135,12 +146,17 @@ pub fn rewrite_response(headers: &mut HeaderMap) {
             }
         }
     }
-    // one pass over the (few) names instead of a hashed remove per
-    // hop-by-hop name: a node's response seldom carries any
-    if headers.keys().any(|n| HOP_BY_HOP.contains(&n.as_str())) {
-        for name in HOP_BY_HOP {
-            headers.remove(*name);
-        }
+    // one pass over the (few) names, then a remove of just those present:
+    // usually `connection` alone
+    let mut present: [Option<HeaderName>; HOP_BY_HOP.len()] = Default::default();
+    for (slot, name) in present
+        .iter_mut()
+        .zip(headers.keys().filter(|n| HOP_BY_HOP_NAMES.contains(n)))
+    {
+        *slot = Some(name.clone());
+    }
+    for name in present.into_iter().flatten() {
+        headers.remove(name);
     }
 }
 
