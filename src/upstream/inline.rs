@@ -190,7 +190,8 @@ async fn exchange_prepared(
     // otherwise wakes (and preempts the gateway) once per request; batched,
     // it serves ~2 per wake-up (harness, node on the same core: 0.74 -> 0.47
     // context switches and 17.4 -> 15.9 us CPU per request). Costs one
-    // extra poll of this task; on an idle worker the tick is already over.
+    // extra poll of this task, and on an idle worker one non-blocking poll
+    // for I/O before the write (a few us).
     tokio::task::yield_now().await;
     let (mut conn, mut reused) = match conn {
         Some(c) => (c, true),
