@@ -57,9 +57,28 @@ fn truncate_str(s: &str) -> (&str, bool) {
     (&s[..end], true)
 }
 
-/// Escapes the contents of a string (no quotes). Safe ASCII runs are
-/// copied in one go; only bytes that need a decision are looked at twice.
+/// Escapes the contents of a string (no quotes). Most values (names,
+/// routes, ids) are plain printable ASCII: they are recognised by one
+/// branch-free pass and copied whole.
 fn escape_into(out: &mut Vec<u8>, s: &str) {
+    if all_plain(s.as_bytes()) {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        escape_runs(out, s);
+    }
+}
+
+/// True when no byte needs escaping: printable ASCII other than `"` and
+/// `\`. No early exit, so the compiler can check many bytes per step.
+fn all_plain(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| {
+        ok & (b.wrapping_sub(0x20) < 0x5f) & (b != b'"') & (b != b'\\')
+    })
+}
+
+/// The general case: safe ASCII runs are copied in one go; only bytes that
+/// need a decision are looked at twice.
+fn escape_runs(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut run_start = 0;
     let mut i = 0;
@@ -117,25 +136,20 @@ fn write_u_escape(out: &mut Vec<u8>, cp: u32) {
 }
 
 /// Appends `n` in decimal.
-pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+pub fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// Appends `bytes` as lowercase hex.
+/// Appends `bytes` as lowercase hex (32 bytes at a time through a stack
+/// buffer: one append per chunk instead of two pushes per byte).
 pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 0xf)]);
+    for chunk in bytes.chunks(32) {
+        let mut buf = [0u8; 64];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
+        }
+        out.extend_from_slice(&buf[..chunk.len() * 2]);
     }
 }
 
@@ -189,6 +203,25 @@ mod tests {
         assert!(!out.contains(&b'\n'));
     }
 
+    proptest::proptest! {
+        /// Any string comes back unchanged through a JSON parser, on one
+        /// line with no raw control byte, whichever path escaped it.
+        #[test]
+        fn any_string_round_trips_on_one_safe_line(
+            s in proptest::string::string_regex("(?s).{0,64}|[ -~]{0,64}").unwrap()
+        ) {
+            let e = enc(&s);
+            let back: String = serde_json::from_str(&e).unwrap();
+            proptest::prop_assert_eq!(&back, &s);
+            proptest::prop_assert!(e.bytes().all(|b| b >= 0x20 && b != 0x7f));
+            proptest::prop_assert_eq!(all_plain(s.as_bytes()), {
+                let mut slow = Vec::new();
+                escape_runs(&mut slow, &s);
+                slow == s.as_bytes() && s.is_ascii()
+            });
+        }
+    }
+
     #[test]
     fn numbers_and_hex() {
         let mut out = Vec::new();
@@ -198,5 +231,11 @@ mod tests {
         out.push(b' ');
         write_hex(&mut out, &[0x00, 0xab, 0xff]);
         assert_eq!(out, b"0 18446744073709551615 00abff");
+        // longer than one 32-byte chunk
+        let bytes: Vec<u8> = (0..=40).collect();
+        let mut long = Vec::new();
+        write_hex(&mut long, &bytes);
+        let expect: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(long, expect.as_bytes());
     }
 }
