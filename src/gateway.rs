@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub config: Config,
     /// HTTP/1.1 + h2 server settings.
     pub http: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    /// h2 server settings for connections that negotiated h2 by ALPN.
+    pub h2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
     /// One pooled upstream client per worker runtime: a pooled connection
     /// is driven by a task on the runtime that opened it, so sharing one
     /// pool across runtimes would bounce every request between threads.
@@ -72,6 +74,7 @@ impl Snapshot {
         limiter.spawn_sweeper();
         Ok(Snapshot {
             http: crate::server::conn::http_builder(&config),
+            h2: crate::server::conn::h2_builder(&config),
             config,
             clients,
             balancer,

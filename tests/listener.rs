@@ -136,6 +136,31 @@ async fn alpn_negotiates_h2_or_http11() {
     }
 }
 
+/// A client that chose h2 by ALPN must speak h2 (RFC 9113 3.3): HTTP/1.1
+/// on that connection is not served, and nothing reaches a node.
+#[tokio::test]
+async fn http11_after_alpn_h2_is_refused() {
+    let w = World::start().await;
+    let cfg = client_tls(&w.pki.ca_pem, &[b"h2"]);
+    let tcp = TcpStream::connect(w.addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let req = format!(
+        "GET /v1/bdbs HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\n\r\n",
+        basic(ADMIN.0, ADMIN.1)
+    );
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the connection was left open");
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("HTTP/1.1"), "served as HTTP/1.1: {text}");
+    assert!(w.upstream_requests().is_empty());
+}
+
 #[tokio::test]
 async fn old_protocol_versions_and_weak_suites_are_refused() {
     let w = World::start().await;

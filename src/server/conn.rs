@@ -1,5 +1,5 @@
 //! One client connection: the TLS handshake under its deadline, then by
-//! ALPN either HTTP/2 through hyper-util's auto builder, or HTTP/1.1 on the
+//! ALPN either HTTP/2 through hyper's h2 server, or HTTP/1.1 on the
 //! fast path ([`super::h1`]) until a request it does not serve hands the
 //! connection to that same builder; hyper's connections run under a
 //! watchdog that closes them when idle too long or when the gateway drains.
@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use http::Request;
 use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -41,14 +42,34 @@ pub fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
         .max_headers(cfg.limits.max_headers)
         .keep_alive(true)
         .half_close(false);
+    // h2 without ALPN (prior knowledge after an HTTP/1.1 handover attempt)
+    // gets the same settings as `h2_builder`.
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(cfg.limits.max_h2_streams)
         .max_header_list_size(cfg.limits.max_header_bytes as u32)
-        .max_pending_accept_reset_streams(Some(20))
-        .max_local_error_reset_streams(Some(256));
-    // No HTTP/2 PINGs: dead peers are detected by the kernel (see
-    // `listener::tune`), which costs nothing per frame.
+        .max_pending_accept_reset_streams(Some(H2_PENDING_ACCEPT_RESETS))
+        .max_local_error_reset_streams(Some(H2_LOCAL_ERROR_RESETS));
+    b
+}
+
+/// Pending-accept resets tolerated before a connection is closed (rapid reset).
+const H2_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams we may reset for a peer's errors before the connection is closed.
+const H2_LOCAL_ERROR_RESETS: usize = 256;
+
+/// The HTTP/2 server settings for connections that chose h2 by ALPN: served
+/// by hyper's h2 server directly, without the auto builder's version sniff
+/// and its replay wrapper on every read. No HTTP/2 PINGs: dead peers are
+/// detected by the kernel (see `listener::tune`), which costs nothing per
+/// frame.
+pub fn h2_builder(cfg: &Config) -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.limits.max_h2_streams)
+        .max_header_list_size(cfg.limits.max_header_bytes as u32)
+        .max_pending_accept_reset_streams(Some(H2_PENDING_ACCEPT_RESETS))
+        .max_local_error_reset_streams(Some(H2_LOCAL_ERROR_RESETS));
     b
 }
 
@@ -105,6 +126,7 @@ pub async fn serve(
     });
     let idle = snap.config.timeouts.idle;
     let builder = snap.http.clone();
+    let h2 = info.h2.then(|| snap.h2.clone());
     let fast = h1::Settings::new(&snap.config);
     drop(snap);
 
@@ -118,8 +140,8 @@ pub async fn serve(
             Ok::<_, Infallible>(Box::pin(pipeline::handle(gw, info, req)).await)
         }
     });
-    if info.h2 {
-        let conn = builder.serve_connection(TokioIo::new(tls), svc);
+    if let Some(h2) = h2 {
+        let conn = h2.serve_connection(TokioIo::new(tls), svc);
         Box::pin(drive(conn, &gw, &info, drain, idle)).await;
         return;
     }
@@ -145,7 +167,8 @@ async fn drive<C>(
     mut drain: watch::Receiver<bool>,
     idle: Duration,
 ) where
-    C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
+    C: GracefulConnection,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     tokio::pin!(conn);
     let peer = info.peer;
@@ -159,6 +182,7 @@ async fn drive<C>(
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
+                    let e: Box<dyn std::error::Error + Send + Sync> = e.into();
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                     // hyper answered an unparsable head itself: audit it
                     let status = e
