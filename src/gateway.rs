@@ -23,7 +23,7 @@ use crate::upstream::client::{self, HttpClient};
 /// Everything compiled from one config. Immutable once built.
 pub struct Snapshot {
     pub config: Config,
-    /// HTTP/1.1 + h2 server settings.
+    /// hyper's server for connections the HTTP/1.1 fast path hands over.
     pub http: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     /// h2 server settings for connections that negotiated h2 by ALPN.
     pub h2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,

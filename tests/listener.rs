@@ -136,63 +136,6 @@ async fn alpn_negotiates_h2_or_http11() {
     }
 }
 
-/// A client that chose h2 by ALPN must speak h2 (RFC 9113 3.3): HTTP/1.1
-/// on that connection is not served, and nothing reaches a node.
-#[tokio::test]
-async fn http11_after_alpn_h2_is_refused() {
-    let w = World::start().await;
-    let cfg = client_tls(&w.pki.ca_pem, &[b"h2"]);
-    let tcp = TcpStream::connect(w.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let req = format!(
-        "GET /v1/bdbs HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\n\r\n",
-        basic(ADMIN.0, ADMIN.1)
-    );
-    tls.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
-    assert!(read.is_ok(), "the connection was left open");
-    let text = String::from_utf8_lossy(&out);
-    assert!(!text.contains("HTTP/1.1"), "served as HTTP/1.1: {text}");
-    assert!(w.upstream_requests().is_empty());
-}
-
-/// Without ALPN a connection starts on HTTP/1.1, and a client that sends
-/// the h2 preface anyway (prior knowledge) is served as h2.
-#[tokio::test]
-async fn h2_prior_knowledge_without_alpn_is_served() {
-    use http_body_util::{BodyExt, Empty};
-    let w = World::start().await;
-    let cfg = client_tls(&w.pki.ca_pem, &[]);
-    let tcp = TcpStream::connect(w.addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::get(w.url("/v1/bdbs"))
-        .header("authorization", basic(ADMIN.0, ADMIN.1))
-        .body(Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    assert_eq!(resp.version(), http::Version::HTTP_2);
-    assert_eq!(resp.status(), 200);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert!(!body.is_empty());
-    assert_eq!(targets(&w), vec!["GET /v1/bdbs".to_string()]);
-}
-
 #[tokio::test]
 async fn old_protocol_versions_and_weak_suites_are_refused() {
     let w = World::start().await;

@@ -32,7 +32,25 @@ use super::listener::ConnGuard;
 use super::rewind::Rewind;
 use super::tls::version_name;
 
-/// The HTTP server settings derived from the config (built once per snapshot).
+/// The HTTP/2 settings, applied alike to hyper's h2 builder and to the auto
+/// builder's h2 half (different types with the same setters). Resets: 20
+/// pending-accept resets (rapid reset), 256 streams reset for a peer's
+/// errors, then the connection is closed. No HTTP/2 PINGs: dead peers are
+/// detected by the kernel (see `listener::tune`), which costs nothing per
+/// frame.
+macro_rules! h2_settings {
+    ($b:expr, $cfg:expr) => {
+        $b.timer(TokioTimer::new())
+            .max_concurrent_streams($cfg.limits.max_h2_streams)
+            .max_header_list_size($cfg.limits.max_header_bytes as u32)
+            .max_pending_accept_reset_streams(Some(20))
+            .max_local_error_reset_streams(Some(256))
+    };
+}
+
+/// The HTTP server settings derived from the config (built once per
+/// snapshot): HTTP/1.1 after a handover from the fast path, and h2 when a
+/// client without ALPN sends the h2 preface there (prior knowledge).
 pub fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -42,34 +60,16 @@ pub fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
         .max_headers(cfg.limits.max_headers)
         .keep_alive(true)
         .half_close(false);
-    // h2 without ALPN (prior knowledge after an HTTP/1.1 handover attempt)
-    // gets the same settings as `h2_builder`.
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(cfg.limits.max_h2_streams)
-        .max_header_list_size(cfg.limits.max_header_bytes as u32)
-        .max_pending_accept_reset_streams(Some(H2_PENDING_ACCEPT_RESETS))
-        .max_local_error_reset_streams(Some(H2_LOCAL_ERROR_RESETS));
+    h2_settings!(b.http2(), cfg);
     b
 }
 
-/// Pending-accept resets tolerated before a connection is closed (rapid reset).
-const H2_PENDING_ACCEPT_RESETS: usize = 20;
-/// Streams we may reset for a peer's errors before the connection is closed.
-const H2_LOCAL_ERROR_RESETS: usize = 256;
-
-/// The HTTP/2 server settings for connections that chose h2 by ALPN: served
-/// by hyper's h2 server directly, without the auto builder's version sniff
-/// and its replay wrapper on every read. No HTTP/2 PINGs: dead peers are
-/// detected by the kernel (see `listener::tune`), which costs nothing per
-/// frame.
+/// The server for connections that chose h2 by ALPN: hyper's h2 server
+/// directly, without the auto builder's version sniff and its replay
+/// wrapper on every read.
 pub fn h2_builder(cfg: &Config) -> http2::Builder<TokioExecutor> {
     let mut b = http2::Builder::new(TokioExecutor::new());
-    b.timer(TokioTimer::new())
-        .max_concurrent_streams(cfg.limits.max_h2_streams)
-        .max_header_list_size(cfg.limits.max_header_bytes as u32)
-        .max_pending_accept_reset_streams(Some(H2_PENDING_ACCEPT_RESETS))
-        .max_local_error_reset_streams(Some(H2_LOCAL_ERROR_RESETS));
+    h2_settings!(b, cfg);
     b
 }
 
