@@ -12,6 +12,21 @@ use std::path::{Path, PathBuf};
 use super::config::SinkSettings;
 use super::reaper::Reaper;
 
+/// The page size the cache advice rounds to.
+const PAGE: u64 = 4096;
+/// How much is written between two hand-overs to writeback.
+const PACE_BYTES: u64 = 512 * 1024;
+
+/// Advises the kernel that `[from, to)` will not be read again: dirty
+/// pages in it start their writeback now (without waiting for it), clean
+/// whole pages leave the page cache. Advice only: a failure changes
+/// nothing that matters, durability comes from `sync`.
+fn advise_out(file: &File, from: u64, to: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+        let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
+    }
+}
+
 /// `<path>.<n>`: the n-th rotated file, 1 the newest.
 pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -42,6 +57,8 @@ impl Sink {
                     file: None,
                     size: 0,
                     uncached: 0,
+                    paced: 0,
+                    drop_from: 0,
                     ident: (0, 0),
                     reaper: Reaper::new(),
                 };
@@ -126,8 +143,14 @@ pub struct FileSink {
     file: Option<File>,
     size: u64,
     /// Below this offset the file's pages were durable and dropped from
-    /// the page cache.
+    /// the page cache (at the last sync).
     uncached: u64,
+    /// The file size when pages were last handed to writeback: pages
+    /// from here on may be dirty.
+    paced: u64,
+    /// Where the range handed to writeback at the last hand-over starts:
+    /// the next one drops it from the cache.
+    drop_from: u64,
     /// (device, inode) of the open file, to notice renames and deletions.
     ident: (u64, u64),
     /// Deletes rotated-out files off this thread.
@@ -144,6 +167,8 @@ impl FileSink {
         let meta = file.metadata()?;
         self.size = meta.len();
         self.uncached = 0;
+        self.paced = self.size;
+        self.drop_from = self.size;
         self.ident = (meta.dev(), meta.ino());
         self.file = Some(file);
         Ok(())
@@ -173,15 +198,30 @@ impl FileSink {
             return Ok(());
         };
         file.sync_data()?;
-        let (from, to) = (self.uncached, self.size);
-        if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
-            // Advice only: a failure changes nothing that matters.
-            let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
-            // The partial last page stays cached (the kernel keeps it);
-            // it is dropped with the next range.
-            self.uncached = to - to % 4096;
-        }
+        advise_out(file, self.uncached, self.size);
+        // The partial last page stays cached (the kernel keeps it); it is
+        // dropped with the next range.
+        self.uncached = self.size - self.size % PAGE;
         Ok(())
+    }
+
+    /// Spreads the page-cache work over the writes instead of leaving it
+    /// all to the next sync: every [`PACE_BYTES`] written (every ~15 ms at
+    /// 50k requests/s), the pages written since the last hand-over start
+    /// their writeback, and the ones handed over the time before (clean
+    /// by now) leave the cache. Left to `sync`, writing back and dropping
+    /// a second of audit trail (~30 MB at 50k requests/s) took 1.5-4 ms
+    /// of kernel time in one go, on the core that serves requests. At low
+    /// rates this never triggers and `sync` does it all, as cheaply.
+    fn pace(&mut self) {
+        if self.size.saturating_sub(self.paced) < PACE_BYTES {
+            return;
+        }
+        if let Some(file) = &self.file {
+            advise_out(file, self.drop_from.max(self.uncached), self.size);
+        }
+        self.drop_from = self.paced - self.paced % PAGE;
+        self.paced = self.size;
     }
 
     fn write(&mut self, lines: &[u8]) -> io::Result<()> {
@@ -194,6 +234,7 @@ impl FileSink {
         match file.write_all(lines) {
             Ok(()) => {
                 self.size += lines.len() as u64;
+                self.pace();
                 Ok(())
             }
             Err(e) => {
@@ -270,6 +311,39 @@ mod tests {
             assert!(t.elapsed().as_secs() < 10, "expired files never deleted");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn paced_writes_lose_nothing() {
+        // Several hand-overs to writeback (and cache drops) per file, a
+        // rotation in between: every byte reads back, in order.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut sink = Sink::open(&SinkSettings::File {
+            path: path.clone(),
+            max_bytes: 1 << 30,
+            keep: 1,
+        })
+        .unwrap();
+        let chunk = |i: usize| {
+            let mut c = vec![b'a' + i as u8; 150_000];
+            c[149_999] = b'\n';
+            c
+        };
+        let mut want = Vec::new();
+        for i in 0..24 {
+            if i == 12 {
+                sink.rotate().unwrap();
+                want.clear();
+            }
+            sink.write(&chunk(i)).unwrap();
+            want.extend_from_slice(&chunk(i));
+        }
+        sink.sync().unwrap();
+        assert!(want.len() as u64 > 3 * PACE_BYTES);
+        assert!(fs::read(&path).unwrap() == want);
+        let first: Vec<u8> = (0..12).flat_map(chunk).collect();
+        assert!(fs::read(rotated_path(&path, 1)).unwrap() == first);
     }
 
     #[test]
