@@ -216,30 +216,34 @@ impl Authenticator {
             });
         }
 
-        let outcome = inner
-            .cache
-            .entry(key)
-            .or_try_insert_with(self.verify(&creds))
-            .await;
-        let failure = match outcome {
-            Ok(entry) => {
-                if !entry.is_fresh() {
-                    inner.stats.coalesce();
-                }
-                match self.principal_if_current(entry.value(), creds.user()) {
-                    Some(p) => {
+        // A reload can swap the table while a verification runs (or while
+        // we wait on someone else's): then verify once more, against the
+        // new table, rather than refuse credentials that may be fine.
+        let mut retried = false;
+        let failure = loop {
+            let outcome = inner
+                .cache
+                .entry(key)
+                .or_try_insert_with(self.verify(&creds))
+                .await;
+            match outcome {
+                Ok(entry) => {
+                    if !entry.is_fresh() {
+                        inner.stats.coalesce();
+                    }
+                    if let Some(p) = self.principal_if_current(entry.value(), creds.user()) {
                         self.remember(headers, memo, entry.into_value());
                         inner.stats.success();
                         return Ok(p);
                     }
-                    // The table changed while we verified: try again later.
-                    None => {
-                        inner.cache.invalidate(&key).await;
-                        VerifyError::NoRole
+                    inner.cache.invalidate(&key).await;
+                    if retried {
+                        break VerifyError::NoRole;
                     }
+                    retried = true;
                 }
+                Err(e) => break (*e).clone(),
             }
-            Err(e) => (*e).clone(),
         };
         let (reason, reject) = match failure {
             VerifyError::Bad => {
