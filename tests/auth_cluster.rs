@@ -212,6 +212,22 @@ async fn login_and_roles_from_the_cluster() {
     assert_eq!(r.unwrap_err(), Reject::Unauthorized);
 }
 
+/// A cluster user whose roles map to no regate role is refused after one
+/// authorize call: a current entry without a role is not retried.
+#[tokio::test]
+async fn a_user_without_a_role_is_refused_after_one_authorize_call() {
+    let (cluster, url) = start_cluster().await;
+    cluster.add("norole@x", 11, "norole-pass", vec![], "");
+    let (_dir, auth) = cluster_auth(&url, "").await_sync().await;
+    let calls = cluster.authorize_calls.load(Ordering::SeqCst);
+    let r = auth
+        .authenticate(&basic("norole@x", "norole-pass"), IP, conn())
+        .await;
+    assert_eq!(r.unwrap_err(), Reject::Unauthorized);
+    assert_eq!(cluster.authorize_calls.load(Ordering::SeqCst), calls + 1);
+    assert_eq!(auth.stats().failures(FailureReason::NoRole), 1);
+}
+
 #[tokio::test]
 async fn a_user_created_after_the_sync_is_found_on_demand() {
     let (cluster, url) = start_cluster().await;

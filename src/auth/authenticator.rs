@@ -69,6 +69,15 @@ const IP_OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::new(
 ));
 const NAME_OVERFLOW: NameKey = [0xff; 16];
 
+/// Why a verification gives no principal now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotCurrent {
+    /// The user's entry changed (or went) since it was verified.
+    Stale,
+    /// The entry is current but maps to no role.
+    NoRole,
+}
+
 impl Authenticator {
     /// Builds the stage. `cluster` is required for `source = "cluster"` and
     /// ignored otherwise.
@@ -141,7 +150,7 @@ impl Authenticator {
 
         let mut stale = false;
         if let Some(hit) = inner.cache.get(&key).await {
-            if let Some(p) = self.principal_if_current(&hit, creds.user()) {
+            if let Ok(p) = self.principal_if_current(&hit, creds.user()) {
                 self.remember(headers, memo, hit);
                 inner.stats.hit();
                 inner.stats.success();
@@ -165,7 +174,7 @@ impl Authenticator {
             return None;
         }
         let verified = memo.recall(inner.id, || inner.keyer.header_tag(value.as_bytes()))?;
-        let p = self.principal_if_current(&verified, &verified.user);
+        let p = self.principal_if_current(&verified, &verified.user).ok();
         if p.is_none() {
             memo.forget();
         }
@@ -218,7 +227,8 @@ impl Authenticator {
 
         // A reload can swap the table while a verification runs (or while
         // we wait on someone else's): then verify once more, against the
-        // new table, rather than refuse credentials that may be fine.
+        // new table, rather than refuse credentials that may be fine. A
+        // current entry without a role is refused at once.
         let mut retried = false;
         let failure = loop {
             let outcome = inner
@@ -231,13 +241,16 @@ impl Authenticator {
                     if !entry.is_fresh() {
                         inner.stats.coalesce();
                     }
-                    if let Some(p) = self.principal_if_current(entry.value(), creds.user()) {
-                        self.remember(headers, memo, entry.into_value());
-                        inner.stats.success();
-                        return Ok(p);
-                    }
+                    let why = match self.principal_if_current(entry.value(), creds.user()) {
+                        Ok(p) => {
+                            self.remember(headers, memo, entry.into_value());
+                            inner.stats.success();
+                            return Ok(p);
+                        }
+                        Err(why) => why,
+                    };
                     inner.cache.invalidate(&key).await;
-                    if retried {
+                    if retried || why == NotCurrent::NoRole {
                         break VerifyError::NoRole;
                     }
                     retried = true;
@@ -270,15 +283,18 @@ impl Authenticator {
 
     /// The principal for a verification, if the user's entry in the current
     /// table still matches what was verified.
-    fn principal_if_current(&self, v: &Verified, user: &str) -> Option<Principal> {
+    fn principal_if_current(&self, v: &Verified, user: &str) -> Result<Principal, NotCurrent> {
         if !same_user(&v.user, user) {
-            return None;
+            return Err(NotCurrent::Stale);
         }
         match (&self.inner.source, &v.stamp) {
             (Source::File(fs), Stamp::File(hash)) => {
                 let table = fs.table();
-                let entry = table.get(user)?;
-                (entry.hash.as_str() == &**hash).then(|| Principal {
+                let entry = table.get(user).ok_or(NotCurrent::Stale)?;
+                if entry.hash.as_str() != &**hash {
+                    return Err(NotCurrent::Stale);
+                }
+                Ok(Principal {
                     user: entry.name.clone(),
                     uid: entry.uid,
                     role: entry.role.clone(),
@@ -292,17 +308,19 @@ impl Authenticator {
                     password_issue_date,
                 },
             ) => {
-                let table = cs.table()?;
-                let cu = table.get(user)?;
-                let same = cu.uid == *uid && cu.password_issue_date == *password_issue_date;
-                Some(Principal {
+                let table = cs.table().ok_or(NotCurrent::Stale)?;
+                let cu = table.get(user).ok_or(NotCurrent::Stale)?;
+                if cu.uid != *uid || cu.password_issue_date != *password_issue_date {
+                    return Err(NotCurrent::Stale);
+                }
+                Ok(Principal {
                     user: cu.login.clone(),
                     uid: Some(cu.uid),
-                    role: cu.role.clone().filter(|_| same)?,
+                    role: cu.role.clone().ok_or(NotCurrent::NoRole)?,
                     source: IdentitySource::Cluster,
                 })
             }
-            _ => None,
+            _ => Err(NotCurrent::Stale),
         }
     }
 
