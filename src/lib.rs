@@ -2,6 +2,9 @@
 //! REST API. The binary (`main.rs`) is a thin CLI over this library so that
 //! tests and benches drive the real gateway in-process.
 #![forbid(unsafe_code)]
+// Nothing a client, a file or the network controls may panic the gateway:
+// outside tests, every fallible step is handled, never unwrapped.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
 pub mod audit;

@@ -2,6 +2,8 @@
 //! Config problems print one line each (naming the key) and exit 64
 //! before any port is bound.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

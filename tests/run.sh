@@ -9,7 +9,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 # the prometheus package brings both: promtool (format checks) and the
 # server the gateway_metrics test scrapes with
 { command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)
-command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -286,16 +286,20 @@ impl FileSink {
 mod tests {
     use super::*;
 
+    fn file_sink(path: &Path, max_bytes: u64, keep: u32) -> Sink {
+        Sink::open(&SinkSettings::File {
+            path: path.to_path_buf(),
+            max_bytes,
+            keep,
+        })
+        .unwrap()
+    }
+
     #[test]
     fn rotation_shifts_and_keeps_n() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let mut sink = Sink::open(&SinkSettings::File {
-            path: path.clone(),
-            max_bytes: 10,
-            keep: 2,
-        })
-        .unwrap();
+        let mut sink = file_sink(&path, 10, 2);
         for i in 0..4 {
             sink.write(format!("line{i}\n").as_bytes()).unwrap();
             sink.rotate().unwrap();
@@ -319,12 +323,7 @@ mod tests {
         // rotation in between: every byte reads back, in order.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let mut sink = Sink::open(&SinkSettings::File {
-            path: path.clone(),
-            max_bytes: 1 << 30,
-            keep: 1,
-        })
-        .unwrap();
+        let mut sink = file_sink(&path, 1 << 30, 1);
         let chunk = |i: usize| {
             let mut c = vec![b'a' + i as u8; 150_000];
             c[149_999] = b'\n';
@@ -350,12 +349,7 @@ mod tests {
     fn notices_a_renamed_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let mut sink = Sink::open(&SinkSettings::File {
-            path: path.clone(),
-            max_bytes: 1 << 20,
-            keep: 1,
-        })
-        .unwrap();
+        let mut sink = file_sink(&path, 1 << 20, 1);
         sink.write(b"one\n").unwrap();
         fs::rename(&path, dir.path().join("moved")).unwrap();
         sink.ensure_current().unwrap();

@@ -14,20 +14,11 @@ pub const X_API_VERSION: HeaderName = HeaderName::from_static("x-api-version");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Headers that describe one connection, never the message.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+const HOP_BY_HOP_COUNT: usize = 7;
 
-/// [`HOP_BY_HOP`] as header names, for map operations without parsing
-/// (a `static`: a `const` array would be rebuilt and dropped at each use).
-static HOP_BY_HOP_NAMES: [HeaderName; HOP_BY_HOP.len()] = [
+/// Headers that describe one connection, never the message (a `static`:
+/// a `const` array of names would be rebuilt and dropped at each use).
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -62,7 +53,7 @@ fn strip_from_request(name: &str) -> bool {
             | "x-rewrite-url"
             | "r-auth-user"
             | "proxy-authorization"
-    ) || HOP_BY_HOP.contains(&name)
+    ) || HOP_BY_HOP.iter().any(|h| h.as_str() == name)
 }
 
 /// Names listed in `Connection` headers (lowercased, valid names only),
@@ -74,7 +65,11 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         let Ok(text) = v.to_str() else { continue };
         for token in text.split(',') {
             let token = token.trim();
-            if token.is_empty() || HOP_BY_HOP.iter().any(|h| token.eq_ignore_ascii_case(h)) {
+            if token.is_empty()
+                || HOP_BY_HOP
+                    .iter()
+                    .any(|h| token.eq_ignore_ascii_case(h.as_str()))
+            {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
@@ -149,10 +144,10 @@ pub fn rewrite_response(headers: &mut HeaderMap) {
     }
     // one pass over the (few) names, then a remove of just those present:
     // usually `connection` alone
-    let mut present: [Option<HeaderName>; HOP_BY_HOP.len()] = Default::default();
+    let mut present: [Option<HeaderName>; HOP_BY_HOP_COUNT] = Default::default();
     for (slot, name) in present
         .iter_mut()
-        .zip(headers.keys().filter(|n| HOP_BY_HOP_NAMES.contains(n)))
+        .zip(headers.keys().filter(|n| HOP_BY_HOP.contains(n)))
     {
         *slot = Some(name.clone());
     }
