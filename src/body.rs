@@ -17,9 +17,9 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::linger::Unread;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 use tokio::time::{sleep_until, Instant, Sleep};
 
@@ -93,7 +93,7 @@ enum ReqInner {
     Empty,
     Full(Option<Bytes>),
     Stream {
-        body: Incoming,
+        body: Unread,
         limit: u64,
         seen: u64,
         deadline: Deadline,
@@ -118,7 +118,7 @@ impl RequestBody {
     /// Streams `body` with a byte cap and a total deadline, counting into
     /// `tally` (and hashing into it when `digest`, for the audit record).
     pub fn stream(
-        body: Incoming,
+        body: Unread,
         limit: u64,
         deadline: Duration,
         tally: Arc<Tally>,
@@ -235,6 +235,9 @@ pub struct ResponseBody {
     sent: u64,
     complete: bool,
     on_done: Option<Box<dyn OnDone>>,
+    /// The request body of an early answer, let go (discarded) once the
+    /// answer's head is written: its first poll, or its drop.
+    unread: Option<ClientBody>,
 }
 
 enum RespInner {
@@ -249,6 +252,7 @@ impl ResponseBody {
             sent: 0,
             complete: false,
             on_done: None,
+            unread: None,
         }
     }
 
@@ -262,6 +266,16 @@ impl ResponseBody {
             sent: 0,
             complete: false,
             on_done: None,
+            unread: None,
+        }
+    }
+
+    /// Keeps the unread request body of an early answer until the answer's
+    /// head is written, then lets it be discarded ([`crate::linger`]):
+    /// reading it sooner could make hyper send `100 Continue` first.
+    pub fn discard_after_head(&mut self, body: ClientBody) {
+        if !body.is_end_stream() {
+            self.unread = Some(body);
         }
     }
 
@@ -289,6 +303,9 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if this.unread.is_some() {
+            this.unread = None;
+        }
         let polled = match &mut this.inner {
             RespInner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespInner::Upstream { body, deadline } => match Pin::new(body).poll_frame(cx) {
@@ -363,7 +380,16 @@ impl Deadline {
 /// or none at all (the HTTP/1.1 fast path serves only bodyless requests).
 pub enum ClientBody {
     Empty,
-    Hyper(Incoming),
+    Hyper(Unread),
+}
+
+impl ClientBody {
+    /// Lets go of the body without reading it ([`Unread::abandon`]).
+    pub fn abandon(self) {
+        if let ClientBody::Hyper(b) = self {
+            b.abandon();
+        }
+    }
 }
 
 impl Body for ClientBody {

@@ -26,6 +26,9 @@ pub struct ConnInfo {
     pub activity: Activity,
     /// The last verification this connection's requests used.
     pub auth_memo: crate::auth::AuthMemo,
+    /// Set when an answer left the client still sending: the connection's
+    /// close then lingers (HTTP/1.1, see [`crate::linger`]).
+    pub linger: Arc<crate::linger::LingerFlag>,
 }
 
 /// In-flight requests and last activity of a connection, for the idle

@@ -25,6 +25,9 @@ pub struct Snapshot {
     pub config: Config,
     /// hyper's server for connections the HTTP/1.1 fast path hands over.
     pub http: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    /// The same, HTTP/1.1 only: for connections that negotiated
+    /// `http/1.1` by ALPN or already served a request (no late h2 preface).
+    pub http1: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     /// h2 server settings for connections that negotiated h2 by ALPN.
     pub h2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
     /// One pooled upstream client per worker runtime: a pooled connection
@@ -74,6 +77,7 @@ impl Snapshot {
         limiter.spawn_sweeper();
         Ok(Snapshot {
             http: crate::server::conn::http_builder(&config),
+            http1: crate::server::conn::http_builder(&config).http1_only(),
             h2: crate::server::conn::h2_builder(&config),
             config,
             clients,

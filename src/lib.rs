@@ -15,6 +15,7 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod gateway;
+pub mod linger;
 pub mod metrics;
 pub mod net;
 pub mod observe;

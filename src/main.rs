@@ -100,7 +100,8 @@ fn main() -> ExitCode {
                 regate::serve_until_signal(running).await
             })
         }
-        Command::Demo { listen } => run_runtime(Flavor::MultiThread, regate::demo::run(listen)),
+        // current-thread, as `run` serves: see crate::linger on h2 early answers
+        Command::Demo { listen } => run_runtime(Flavor::CurrentThread, regate::demo::run(listen)),
         Command::HashPassword => hash_password(),
         Command::Explain {
             config,
@@ -172,9 +173,10 @@ fn config_failure(file: &std::path::Path, errs: &[regate::config::ConfigError]) 
     ExitCode::from(EX_CONFIG)
 }
 
+/// Every serving runtime is current-thread (see `regate::start_workers`;
+/// on h2, an early answer's HEADERS and DATA then leave together).
 enum Flavor {
     CurrentThread,
-    MultiThread,
 }
 
 fn run_runtime(
@@ -183,7 +185,6 @@ fn run_runtime(
 ) -> ExitCode {
     let mut builder = match flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
-        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
     };
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,

@@ -49,25 +49,35 @@ pub async fn handle(
 ) -> Response<ResponseBody> {
     conn.activity.begin();
     let snap = gw.current_full();
-    let mut ex = start(&gw, &snap, conn, &req).await;
-    let outcome = process(&gw, &snap, &mut ex, req).await;
-    finish(gw, &snap, ex, outcome)
+    let (parts, mut body) = req.into_parts();
+    // HTTP/1.1 asking for `100 Continue`: an early answer means the client
+    // never sends the body, and reading it would make hyper ask for it
+    let waits_for_continue = !conn.h2 && parts.headers.contains_key(header::EXPECT);
+    let mut ex = start(&gw, &snap, conn, &parts, &body).await;
+    let outcome = process(&gw, &snap, &mut ex, parts, &mut body).await;
+    // `body` is what the pipeline did not take: a request answered early
+    // keeps its unread body until the answer is on its way (crate::linger)
+    if waits_for_continue {
+        std::mem::replace(&mut body, ClientBody::Empty).abandon();
+    }
+    finish(gw, &snap, ex, outcome, body)
 }
 
 async fn start(
     gw: &Gateway,
     snap: &Snapshot,
     conn: Arc<ConnInfo>,
-    req: &Request<ClientBody>,
+    req: &http::request::Parts,
+    body: &ClientBody,
 ) -> Exchange {
-    let id = match req.headers().get(headers::X_REQUEST_ID) {
+    let id = match req.headers.get(headers::X_REQUEST_ID) {
         Some(v) if headers::valid_request_id(v) => v.clone(),
         _ => gw.next_request_id(),
     };
     let client_ip = snap
         .config
         .trusted_proxies
-        .client_ip(conn.peer.ip(), req.headers());
+        .client_ip(conn.peer.ip(), &req.headers);
     // Back-pressure point: in `on_full = "block"` mode a full audit queue
     // holds new requests here, so the exit door never has to wait.
     let audit_slot = Some(gw.audit.reserve().await);
@@ -76,9 +86,9 @@ async fn start(
         started: Instant::now(),
         started_at: std::time::SystemTime::now(),
         client_ip,
-        method: req.method().clone(),
+        method: req.method.clone(),
         raw_target: req
-            .uri()
+            .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
@@ -98,7 +108,7 @@ async fn start(
         status: StatusCode::OK,
         reject: None,
         tally: None,
-        had_body: !req.body().is_end_stream(),
+        had_body: !body.is_end_stream(),
         audit_slot,
         conn,
     }
@@ -108,11 +118,12 @@ async fn process(
     gw: &Gateway,
     snap: &Snapshot,
     ex: &mut Exchange,
-    req: Request<ClientBody>,
+    mut parts: http::request::Parts,
+    client_body: &mut ClientBody,
 ) -> Result<Response<NodeBody>, Reject> {
     // Cheap protocol checks first: nothing below may see a request that
     // could be read two ways (smuggling, tunnelling, ambiguous identity).
-    screen(&req, snap)?;
+    screen(&parts, client_body, snap)?;
 
     // Unaudited requests are not served when the audit trail is required.
     if !gw.audit.healthy() {
@@ -122,15 +133,16 @@ async fn process(
     // The decision is made on the canonical path, and exactly that path is
     // forwarded (SECURITY.md rule 1).
     let policy = &snap.config.policy;
-    let canonical = policy::canonicalize(req.uri().path())?;
-    if canonical.as_ref() != req.uri().path() {
+    let canonical = policy::canonicalize(parts.uri.path())?;
+    if canonical.as_ref() != parts.uri.path() {
         ex.path = Some(canonical.as_ref().into());
     }
-    let x_api_version = req
-        .headers()
+    let x_api_version = parts
+        .headers
         .get(headers::X_API_VERSION)
         .map(|v| v.as_bytes());
-    let route = policy.resolve(req.method(), &canonical, x_api_version)?;
+    let route = policy.resolve(&parts.method, &canonical, x_api_version)?;
+    check_no_body(&route, client_body)?;
     ex.route = Some(route.template_arc().clone());
     ex.api_version = Some(route.version.0);
     ex.permission = Some(route.route.permission_name.clone());
@@ -143,7 +155,7 @@ async fn process(
 
     let principal = match snap
         .auth
-        .authenticate(req.headers(), ex.client_ip, &ex.conn.auth_memo)
+        .authenticate(&parts.headers, ex.client_ip, &ex.conn.auth_memo)
         .await
     {
         Ok(p) => {
@@ -164,30 +176,15 @@ async fn process(
 
     // Self-service routes decide on the body (`username`): buffer it (small,
     // bounded, under the body deadline) and forward exactly those bytes.
-    let (mut parts, body) = req.into_parts();
-    let body = if permit.requires_body_check() {
-        let bytes = buffer_small_body(body, snap).await?;
+    let buffered = if permit.requires_body_check() {
+        let bytes = buffer_small_body(client_body, snap).await?;
         let who = ex.principal.as_ref().ok_or(Reject::Internal)?;
         if let BodyVerdict::DryRunDenied(r) = permit.check_body(&bytes, who)? {
             dry_run_denied(ex, &permit, &r);
         }
-        RequestBody::full(bytes)
-    } else if body.is_end_stream() {
-        RequestBody::empty()
-    } else if let ClientBody::Hyper(body) = body {
-        let tally = Arc::new(Tally::default());
-        ex.tally = Some(tally.clone());
-        let digest = snap.config.audit.body_digest && is_write(&parts.method);
-        let t = &snap.config.timeouts;
-        RequestBody::stream(
-            body,
-            snap.config.limits.max_body_bytes,
-            t.request_body,
-            tally,
-            digest,
-        )
+        Some(bytes)
     } else {
-        RequestBody::empty()
+        None
     };
 
     // Per-user, per-class and global limits, only for authorized requests
@@ -204,6 +201,26 @@ async fn process(
         }
         Err(d) => return Err(limit_denied(gw, ex, d)),
     }
+
+    // Only now is the body taken for forwarding: every answer above leaves
+    // it unread, to be discarded once that answer is on its way.
+    let body = match (buffered, std::mem::replace(client_body, ClientBody::Empty)) {
+        (Some(bytes), _) => RequestBody::full(bytes),
+        (None, ClientBody::Hyper(body)) if !body.is_end_stream() => {
+            let tally = Arc::new(Tally::default());
+            ex.tally = Some(tally.clone());
+            let digest = snap.config.audit.body_digest && is_write(&parts.method);
+            let t = &snap.config.timeouts;
+            RequestBody::stream(
+                body,
+                snap.config.limits.max_body_bytes,
+                t.request_body,
+                tally,
+                digest,
+            )
+        }
+        (None, _) => RequestBody::empty(),
+    };
 
     // A node serving the route's API version; refused nodes are tried last.
     let node_idx = snap
@@ -331,18 +348,28 @@ fn is_write(m: &Method) -> bool {
     )
 }
 
-/// Reads a small body whole, bounded in size and time.
-async fn buffer_small_body(body: ClientBody, snap: &Snapshot) -> Result<Bytes, Reject> {
-    let limited = http_body_util::Limited::new(body, SELF_SERVICE_BODY_MAX);
-    match tokio::time::timeout(snap.config.timeouts.request_body, limited.collect()).await {
-        Err(_) => Err(Reject::RequestTimeout),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::PayloadTooLarge),
-        Ok(Err(_)) => Err(Reject::BadRequest {
-            code: "request_body_error",
-            description: "the request body could not be read",
-        }),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-    }
+/// Reads a small body whole, bounded in size and time. On a refusal the
+/// body stays with the caller, partly read, to be discarded after the answer.
+async fn buffer_small_body(body: &mut ClientBody, snap: &Snapshot) -> Result<Bytes, Reject> {
+    let read = async {
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| Reject::BadRequest {
+                code: "request_body_error",
+                description: "the request body could not be read",
+            })?;
+            if let Some(d) = frame.data_ref() {
+                if buf.len() + d.len() > SELF_SERVICE_BODY_MAX {
+                    return Err(Reject::PayloadTooLarge);
+                }
+                buf.extend_from_slice(d);
+            }
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(snap.config.timeouts.request_body, read)
+        .await
+        .unwrap_or(Err(Reject::RequestTimeout))
 }
 
 /// Our `X-Forwarded-For`: the socket peer, appended to the client's chain
@@ -374,12 +401,12 @@ fn method_allowed(m: &Method) -> bool {
     )
 }
 
-fn screen(req: &Request<ClientBody>, snap: &Snapshot) -> Result<(), Reject> {
-    let h = req.headers();
-    if !method_allowed(req.method()) {
+fn screen(req: &http::request::Parts, body: &ClientBody, snap: &Snapshot) -> Result<(), Reject> {
+    let h = &req.headers;
+    if !method_allowed(&req.method) {
         return Err(Reject::MethodNotAllowed);
     }
-    if h.contains_key(header::UPGRADE) || req.extensions().get::<hyper::ext::Protocol>().is_some() {
+    if h.contains_key(header::UPGRADE) || req.extensions.get::<hyper::ext::Protocol>().is_some() {
         return Err(Reject::UpgradeRefused);
     }
     for name in [header::HOST, header::AUTHORIZATION, header::CONTENT_LENGTH] {
@@ -391,9 +418,17 @@ fn screen(req: &Request<ClientBody>, snap: &Snapshot) -> Result<(), Reject> {
             });
         }
     }
+    // the version check must not take the first of two and forward both
+    let mut versions = h.get_all(headers::X_API_VERSION).iter();
+    if versions.next().is_some() && versions.next().is_some() {
+        return Err(Reject::BadRequest {
+            code: "duplicate_header",
+            description: "X-API-Version may appear only once",
+        });
+    }
     // RFC 9112 3.2: an HTTP/1.1 request without Host is malformed (B6); h2
     // carries the authority in its pseudo-header instead.
-    if req.version() == Version::HTTP_11 && !h.contains_key(header::HOST) {
+    if req.version == Version::HTTP_11 && !h.contains_key(header::HOST) {
         return Err(Reject::BadRequest {
             code: "missing_host",
             description: "HTTP/1.1 requests need a Host header",
@@ -411,8 +446,8 @@ fn screen(req: &Request<ClientBody>, snap: &Snapshot) -> Result<(), Reject> {
             description: "header names must not contain '_'",
         });
     }
-    if req.version() == Version::HTTP_2 {
-        if let (Some(host), Some(auth)) = (h.get(header::HOST), req.uri().authority()) {
+    if req.version == Version::HTTP_2 {
+        if let (Some(host), Some(auth)) = (h.get(header::HOST), req.uri.authority()) {
             if host.as_bytes() != auth.as_str().as_bytes() {
                 return Err(Reject::BadRequest {
                     code: "host_mismatch",
@@ -421,10 +456,24 @@ fn screen(req: &Request<ClientBody>, snap: &Snapshot) -> Result<(), Reject> {
             }
         }
     }
-    if req.body().size_hint().lower() > snap.config.limits.max_body_bytes {
+    if body.size_hint().lower() > snap.config.limits.max_body_bytes {
         return Err(Reject::PayloadTooLarge);
     }
     Ok(())
+}
+
+/// A body (`Content-Length` above 0, or any chunked or h2 DATA) on a route
+/// whose documented request takes none: a node could only read it as a
+/// second, unauthorized and unaudited request, or ignore it. Refused before
+/// authentication, on both protocols and on HTTP/1.0 alike.
+fn check_no_body(route: &policy::RouteMatch<'_>, body: &ClientBody) -> Result<(), Reject> {
+    if route.takes_body() || body.is_end_stream() || body.size_hint().upper() == Some(0) {
+        return Ok(());
+    }
+    Err(Reject::BadRequest {
+        code: "body_not_allowed",
+        description: "this route takes no request body",
+    })
 }
 
 /// Rejects answering a request that was malformed, ambiguous or asked for
@@ -443,6 +492,7 @@ fn finish(
     snap: &Snapshot,
     mut ex: Exchange,
     outcome: Result<Response<NodeBody>, Reject>,
+    unread: ClientBody,
 ) -> Response<ResponseBody> {
     let mut resp = match outcome {
         Ok(resp) => {
@@ -470,10 +520,13 @@ fn finish(
             // rather than reading (or smuggling) what follows (CVE-2025-4366);
             // so does an answer to a malformed or tunnelling request, whose
             // following bytes cannot be trusted to frame the next one.
+            // The client may still be sending: the close lingers until it
+            // stops (crate::linger), so this answer is not lost to a RST.
             if !ex.conn.h2 && (ex.had_body || protocol_violation(&reject)) {
                 parts
                     .headers
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                ex.conn.linger.set();
             }
             ex.reject = Some(reject);
             Response::from_parts(parts, ResponseBody::full(body))
@@ -485,7 +538,9 @@ fn finish(
     id.set_sensitive(true);
     resp.headers_mut().insert(headers::X_REQUEST_ID, id);
     ex.status = resp.status();
-    resp.body_mut().set_on_done(Box::new(Finish { ex, gw }));
+    let body = resp.body_mut();
+    body.discard_after_head(unread);
+    body.set_on_done(Box::new(Finish { ex, gw }));
     resp
 }
 

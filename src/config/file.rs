@@ -103,6 +103,7 @@ pub struct TimeoutsFile {
     pub upstream_response: String,
     pub upstream_body: String,
     pub drain: String,
+    pub linger: String,
 }
 
 impl Default for TimeoutsFile {
@@ -116,6 +117,7 @@ impl Default for TimeoutsFile {
             upstream_response: "60s".into(),
             upstream_body: "600s".into(),
             drain: "30s".into(),
+            linger: "5s".into(),
         }
     }
 }
@@ -130,6 +132,7 @@ pub struct LimitsFile {
     pub max_headers: usize,
     pub max_body_bytes: u64,
     pub max_h2_streams: u32,
+    pub max_linger_bytes: u64,
 }
 
 impl Default for LimitsFile {
@@ -141,6 +144,7 @@ impl Default for LimitsFile {
             max_headers: 100,
             max_body_bytes: 1024 * 1024 * 1024,
             max_h2_streams: 100,
+            max_linger_bytes: 8 * 1024 * 1024,
         }
     }
 }

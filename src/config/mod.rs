@@ -34,6 +34,16 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl Config {
+    /// How much a client may still send after an early answer.
+    pub fn linger_bounds(&self) -> crate::linger::Bounds {
+        crate::linger::Bounds {
+            bytes: self.limits.max_linger_bytes,
+            time: self.timeouts.linger,
+        }
+    }
+}
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,6 +104,9 @@ pub struct Timeouts {
     pub upstream_response: Duration,
     pub upstream_body: Duration,
     pub drain: Duration,
+    /// Reading what a client still sends after an early answer (lingering
+    /// close, discarding an unread request body), at most this long.
+    pub linger: Duration,
 }
 
 /// Every cap, resolved.
@@ -105,6 +118,9 @@ pub struct Limits {
     pub max_headers: usize,
     pub max_body_bytes: u64,
     pub max_h2_streams: u32,
+    /// Bytes read and thrown away after an early answer (per request body
+    /// on HTTP/2, per connection close on HTTP/1.1).
+    pub max_linger_bytes: u64,
 }
 
 /// Reads, parses and validates `path`. All problems are returned, each
@@ -402,6 +418,7 @@ fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Opt
         upstream_response: get("upstream_response", &t.upstream_response)?,
         upstream_body: get("upstream_body", &t.upstream_body)?,
         drain: get("drain", &t.drain)?,
+        linger: get("linger", &t.linger)?,
     })
 }
 
@@ -437,5 +454,6 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
         max_headers: l.max_headers,
         max_body_bytes: l.max_body_bytes,
         max_h2_streams: l.max_h2_streams,
+        max_linger_bytes: l.max_linger_bytes,
     }
 }

@@ -37,6 +37,17 @@ pub struct RouteMatch<'a> {
 }
 
 impl<'a> RouteMatch<'a> {
+    /// Whether the route's documented request carries a body: POST, PUT and
+    /// PATCH, plus `DELETE /v1/users/password` (its body names the user and
+    /// the password to remove). The docs data lists no other GET, HEAD or
+    /// DELETE route with a body.
+    pub fn takes_body(&self) -> bool {
+        matches!(
+            self.route.method,
+            http::Method::POST | http::Method::PUT | http::Method::PATCH
+        ) || self.route.self_service == Some(SelfService::Password)
+    }
+
     pub(crate) fn new(route: &'a Route, caps: Captures<'a>) -> Self {
         RouteMatch {
             template: &route.template,

@@ -25,6 +25,7 @@ use crate::body::ClientBody;
 use crate::config::Config;
 use crate::context::{Activity, ConnInfo};
 use crate::gateway::Gateway;
+use crate::linger::{self, Linger, Unread};
 use crate::{observe, pipeline};
 
 use super::h1;
@@ -123,9 +124,15 @@ pub async fn serve(
         worker,
         activity: Activity::new(),
         auth_memo: Default::default(),
+        linger: Default::default(),
     });
+    // The h2 preface is honoured only as the first bytes of a connection
+    // that negotiated no ALPN: `http/1.1` by ALPN means HTTP/1.1 for good.
+    let alpn_h1 = session.alpn_protocol() == Some(b"http/1.1");
     let idle = snap.config.timeouts.idle;
+    let linger = snap.config.linger_bounds();
     let builder = snap.http.clone();
+    let builder_h1 = snap.http1.clone();
     let h2 = info.h2.then(|| snap.h2.clone());
     let fast = h1::Settings::new(&snap.config);
     drop(snap);
@@ -136,7 +143,7 @@ pub async fn serve(
         let gw = svc_gw.clone();
         let info = svc_info.clone();
         async move {
-            let req = req.map(ClientBody::Hyper);
+            let req = req.map(|b| ClientBody::Hyper(Unread::new(b, linger)));
             Ok::<_, Infallible>(Box::pin(pipeline::handle(gw, info, req)).await)
         }
     });
@@ -148,10 +155,14 @@ pub async fn serve(
     // HTTP/1.1: ordinary requests on the fast path, the rest through hyper
     let mut tls = tls;
     match h1::serve(&gw, &info, &mut tls, &mut drain, fast).await {
-        h1::End::Closed => {}
-        h1::End::Handover(read) => {
-            let io = TokioIo::new(Rewind::new(tls, read));
-            let conn = builder.serve_connection(io, svc);
+        h1::End::Closed => linger::close(&mut tls, info.linger.clone(), linger).await,
+        h1::End::Handover { read, fresh } => {
+            let io = Linger::new(Rewind::new(tls, read), info.linger.clone(), linger);
+            let io = TokioIo::new(io);
+            let conn = match fresh && !alpn_h1 {
+                true => builder.serve_connection(io, svc),
+                false => builder_h1.serve_connection(io, svc),
+            };
             Box::pin(drive(conn, &gw, &info, drain, idle)).await;
         }
     }

@@ -41,10 +41,11 @@ use super::h1_write::{self, Framing};
 
 /// How the fast path left the connection.
 pub enum End {
-    /// Closed (or to be closed): nothing more to do.
+    /// To be closed (the caller's lingering close): nothing more to serve.
     Closed,
-    /// Not ours to serve: hyper takes over, replaying these bytes first.
-    Handover(Bytes),
+    /// Not ours to serve: hyper takes over, replaying `read` first.
+    /// `fresh`: no request was served before (an h2 preface may be honoured).
+    Handover { read: Bytes, fresh: bool },
 }
 
 /// Limits of the fast path, from the config.
@@ -94,6 +95,7 @@ pub async fn serve(
     set: Settings,
 ) -> End {
     let mut buf = BytesMut::new();
+    let mut fresh = true;
     let mut draining = *drain.borrow();
     let deadline = tokio::time::sleep(set.header_timeout);
     tokio::pin!(deadline);
@@ -104,11 +106,13 @@ pub async fn serve(
             if !buf.is_empty() {
                 match parse(&buf, set.max_headers) {
                     // a complete head over the limit is hyper's to refuse (431)
-                    Parsed::Fast(h) if h.len > set.max_head => return End::Handover(buf.freeze()),
+                    Parsed::Fast(h) if h.len > set.max_head => {
+                        return handover(buf.freeze(), fresh)
+                    }
                     Parsed::Fast(h) => break h,
-                    Parsed::Foreign => return End::Handover(buf.freeze()),
+                    Parsed::Foreign => return handover(buf.freeze(), fresh),
                     Parsed::Partial if buf.len() >= set.max_head => {
-                        return End::Handover(buf.freeze())
+                        return handover(buf.freeze(), fresh)
                     }
                     Parsed::Partial => {}
                 }
@@ -153,7 +157,7 @@ pub async fn serve(
                 let mut all = BytesMut::with_capacity(head_bytes.len() + buf.len());
                 all.extend_from_slice(&head_bytes);
                 all.extend_from_slice(&buf);
-                return End::Handover(all.freeze());
+                return handover(all.freeze(), fresh);
             }
         };
         drop(head_bytes);
@@ -167,10 +171,14 @@ pub async fn serve(
         let framing = Framing::new(&parts, body.size_hint().exact(), is_head, keep_alive);
         let done = write_response(io, &parts, body, framing).await;
         if !done || !framing.keep_alive {
-            let _ = io.shutdown().await;
             return End::Closed;
         }
+        fresh = false;
     }
+}
+
+fn handover(read: Bytes, fresh: bool) -> End {
+    End::Handover { read, fresh }
 }
 
 /// Writes head and body; false when the connection cannot be reused.

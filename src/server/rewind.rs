@@ -19,6 +19,12 @@ impl<T> Rewind<T> {
     }
 }
 
+impl<T: crate::linger::RawTcp> crate::linger::RawTcp for Rewind<T> {
+    fn tcp(&mut self) -> &mut tokio::net::TcpStream {
+        self.inner.tcp()
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
