@@ -86,9 +86,7 @@ async fn concurrent_requests_leave_one_verified_line_each() {
     let w = World::with(Setup {
         nodes: 2,
         extra: open_limits(&users),
-        sim: None,
-        files: Vec::new(),
-        node_urls: Vec::new(),
+        ..Setup::default()
     })
     .await;
     let clients = Arc::new([w.client(false), w.client(true)]);

@@ -42,8 +42,7 @@ async fn open_world(nodes: usize) -> (World, tempfile::TempDir) {
         nodes,
         extra: open_limits(&users),
         sim: None,
-        files: Vec::new(),
-        node_urls: Vec::new(),
+        ..Setup::default()
     })
     .await;
     (w, dir)

@@ -19,10 +19,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-if ! python3 -c 'import redis_enterprise' 2>/dev/null; then
-  echo "tests/run.sh: installing the redis-enterprise Python client"
-  python3 -m pip install -q redis-enterprise 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages redis-enterprise
+# real clients: the redis-enterprise client, requests and httpx[http2]
+# (tests/early_answers.rs)
+if ! python3 -c 'import redis_enterprise, requests, httpx, h2' 2>/dev/null; then
+  echo "tests/run.sh: installing the Python clients"
+  python3 -m pip install -q redis-enterprise requests 'httpx[http2]' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages redis-enterprise requests 'httpx[http2]'
 fi
 
 cargo test --locked --all-targets

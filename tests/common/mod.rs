@@ -45,6 +45,8 @@ pub struct Setup {
     /// Node URLs used instead of the simulated cluster's (a scripted
     /// upstream); the cluster still runs, unused.
     pub node_urls: Vec<String>,
+    /// Extra keys of the `[server]` section (`trusted_proxies = [...]`).
+    pub server: String,
 }
 
 impl World {
@@ -79,7 +81,8 @@ impl World {
             extra = extra.replace(&format!("{{node{i}}}"), u);
         }
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n\n{}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n\n{}\n",
+            setup.server,
             nodes.join(", "),
             extra
         );
