@@ -184,3 +184,79 @@ async fn late_or_alpn_http11_h2_preface_is_not_served_as_h2() {
     assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
     assert_eq!(targets(&w), ["GET /v1/bdbs"]);
 }
+
+/// Reads h2 frames until the connection ends: (type, flags, payload) each.
+async fn frames_until_close(
+    tls: &mut tokio_rustls::client::TlsStream<TcpStream>,
+) -> Vec<(u8, u8, Vec<u8>)> {
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut raw)).await;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while raw.len() >= at + 9 {
+        let len = (usize::from(raw[at]) << 16)
+            | (usize::from(raw[at + 1]) << 8)
+            | usize::from(raw[at + 2]);
+        let end = (at + 9 + len).min(raw.len());
+        out.push((raw[at + 3], raw[at + 4], raw[at + 9..end].to_vec()));
+        at += 9 + len;
+    }
+    out
+}
+
+/// A PING or SETTINGS flood ends in GOAWAY(ENHANCE_YOUR_CALM) and a close,
+/// long before 2,000 frames are answered; a few PINGs are just answered.
+#[tokio::test]
+async fn h2_ping_and_settings_floods_end_in_goaway() {
+    let w = World::start().await;
+    for (kind, flood) in [(0x6u8, 2000), (0x4, 2000)] {
+        let mut tls = connect(&w, &[b"h2"]).await;
+        let mut bytes = PREFACE.to_vec();
+        for i in 0..flood {
+            match kind {
+                0x6 => {
+                    bytes.extend_from_slice(&[0, 0, 8, 6, 0, 0, 0, 0, 0]);
+                    bytes.extend_from_slice(&(i as u64).to_be_bytes());
+                }
+                _ => bytes.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]),
+            }
+        }
+        // the server may close while this is still being written
+        let _ = tls.write_all(&bytes).await;
+        let frames = frames_until_close(&mut tls).await;
+        let goaway = frames.iter().find(|f| f.0 == 0x7).expect("no GOAWAY");
+        assert_eq!(&goaway.2[4..8], &[0, 0, 0, 0xb], "not ENHANCE_YOUR_CALM");
+        let answered = frames
+            .iter()
+            .filter(|f| f.0 == kind && f.1 & 1 == 1)
+            .count();
+        assert!(
+            answered < 500,
+            "{answered} of {flood} answered before the GOAWAY"
+        );
+    }
+    // an ordinary client's few PINGs are answered, the connection kept
+    let mut tls = connect(&w, &[b"h2"]).await;
+    let mut bytes = PREFACE.to_vec();
+    for i in 0..10u64 {
+        bytes.extend_from_slice(&[0, 0, 8, 6, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&i.to_be_bytes());
+    }
+    tls.write_all(&bytes).await.unwrap();
+    let mut raw = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while got.iter().filter(|&&b| b == 6).count() < 10 {
+        let n = tokio::time::timeout(WAIT, tls.read(&mut raw))
+            .await
+            .expect("PINGs not answered")
+            .unwrap();
+        assert!(n > 0, "closed on 10 PINGs");
+        // count PING ACK frame heads: type 6, flags 1, length 8
+        got.extend(
+            raw[..n]
+                .windows(5)
+                .filter(|w| w[..5] == [0, 0, 8, 6, 1])
+                .map(|_| 6u8),
+        );
+    }
+}

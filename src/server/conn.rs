@@ -29,6 +29,7 @@ use crate::linger::{self, Linger, Unread};
 use crate::{observe, pipeline};
 
 use super::h1;
+use super::h2_flood::FloodGuard;
 use super::listener::ConnGuard;
 use super::rewind::Rewind;
 use super::tls::version_name;
@@ -148,7 +149,7 @@ pub async fn serve(
         }
     });
     if let Some(h2) = h2 {
-        let conn = h2.serve_connection(TokioIo::new(tls), svc);
+        let conn = h2.serve_connection(TokioIo::new(FloodGuard::new(tls)), svc);
         Box::pin(drive(conn, &gw, &info, drain, idle)).await;
         return;
     }

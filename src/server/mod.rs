@@ -3,6 +3,7 @@
 pub mod conn;
 mod h1;
 mod h1_write;
+mod h2_flood;
 pub mod listener;
 mod rewind;
 pub mod tls;
