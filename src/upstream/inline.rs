@@ -6,8 +6,10 @@
 //!
 //! A pooled connection the node closed while idle is caught before use
 //! when its end already arrived, and otherwise retried once on a fresh
-//! connection when not a single response byte came back (see [`send`]).
-//! Requests with a body never come here (hyper streams those).
+//! connection when not a single response byte came back and the request
+//! may be repeated (see [`send`]): a written request is re-sent only when
+//! its method is GET, HEAD or OPTIONS. Requests with a body never come
+//! here (hyper streams those).
 
 use std::future::poll_fn;
 use std::io;
@@ -111,9 +113,10 @@ enum Failure {
 /// The retry: a pooled connection can be closed by the node at the very
 /// moment it is reused. When that connection yields nothing at all (the
 /// write fails, or EOF/reset before the first response byte), the request
-/// goes once more over a fresh connection: always when the write failed
-/// (the node never saw a whole request), and for idempotent methods when it
-/// was written (RFC 9110 §9.2.2: a bodyless POST may have been acted on).
+/// goes once more over a fresh connection: always when not one byte of it
+/// was written, and only for GET, HEAD and OPTIONS when some was. In this
+/// API a bodyless PUT is an action and DELETE is destructive: a node may
+/// have acted on them before it closed, so they are never replayed.
 ///
 /// Not an `async fn`: the request is consumed here, before the future
 /// exists (it is encoded into the connection's buffer), so the future
@@ -163,7 +166,7 @@ fn prepare(
     Ok(Prepared {
         https,
         head_request: req.method() == Method::HEAD,
-        idempotent: req.method().is_idempotent(),
+        idempotent: repeatable(req.method()),
         authority,
         node,
         conn,
@@ -227,6 +230,13 @@ async fn exchange_prepared(
     }
 }
 
+/// Methods a written request may be sent again for (RFC 9110 §9.2.1 safe
+/// methods): PUT and DELETE are idempotent on paper, but this API's bodyless
+/// PUTs are actions (`/actions/rebalance`) and DELETE destroys.
+pub fn repeatable(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// A new connection to the node. Boxed: the connect state (TCP, TLS
 /// handshake, deadline) is needed once per connection, not in every
 /// request's future.
@@ -240,13 +250,21 @@ async fn connect(
 
 /// Writes the request head, then reads until a final response head.
 async fn exchange(conn: &mut Conn, head_request: bool) -> Result<Head, Failure> {
+    // Bytes the transport accepted may have reached the node: only a
+    // write that failed before any was accepted leaves nothing written.
+    let mut sent = 0;
     let written = async {
-        conn.io.write_all(&conn.wbuf).await?;
+        while sent < conn.wbuf.len() {
+            match conn.io.write(&conn.wbuf[sent..]).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => sent += n,
+            }
+        }
         conn.io.flush().await
     };
     if let Err(err) = written.await {
         return Err(Failure::Stale {
-            written: false,
+            written: sent > 0,
             err,
         });
     }
