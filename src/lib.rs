@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod sim;
 pub mod upstream;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -130,6 +130,10 @@ pub struct LimitsFile {
     pub max_headers: usize,
     pub max_body_bytes: u64,
     pub max_h2_streams: u32,
+    /// Largest response head accepted from a node (both client paths).
+    pub upstream_max_header_bytes: usize,
+    /// Most header lines accepted in a node's response head.
+    pub upstream_max_headers: usize,
 }
 
 impl Default for LimitsFile {
@@ -141,6 +145,8 @@ impl Default for LimitsFile {
             max_headers: 100,
             max_body_bytes: 1024 * 1024 * 1024,
             max_h2_streams: 100,
+            upstream_max_header_bytes: 64 * 1024,
+            upstream_max_headers: 100,
         }
     }
 }

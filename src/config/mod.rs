@@ -105,6 +105,8 @@ pub struct Limits {
     pub max_headers: usize,
     pub max_body_bytes: u64,
     pub max_h2_streams: u32,
+    /// Response head limits towards the nodes (both client paths).
+    pub upstream_head: crate::upstream::framing::HeadLimits,
 }
 
 /// Reads, parses and validates `path`. All problems are returned, each
@@ -423,6 +425,24 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
     at_least("max_header_bytes", l.max_header_bytes as u64, 8192);
     at_least("max_headers", l.max_headers as u64, 16);
     at_least("max_h2_streams", u64::from(l.max_h2_streams), 1);
+    at_least(
+        "upstream_max_header_bytes",
+        l.upstream_max_header_bytes as u64,
+        1024,
+    );
+    at_least("upstream_max_headers", l.upstream_max_headers as u64, 16);
+    if l.upstream_max_header_bytes > MAX_HEADER_BYTES_LIMIT {
+        errs.push(ConfigError::new(
+            "limits.upstream_max_header_bytes",
+            format!("must be at most {MAX_HEADER_BYTES_LIMIT} (1 MiB)"),
+        ));
+    }
+    if l.upstream_max_headers > MAX_UPSTREAM_HEADERS {
+        errs.push(ConfigError::new(
+            "limits.upstream_max_headers",
+            format!("must be at most {MAX_UPSTREAM_HEADERS}"),
+        ));
+    }
     if l.max_header_bytes > MAX_HEADER_BYTES_LIMIT {
         // also what h2 can announce (a u32); a head this large is an attack
         errs.push(ConfigError::new(
@@ -437,5 +457,12 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
         max_headers: l.max_headers,
         max_body_bytes: l.max_body_bytes,
         max_h2_streams: l.max_h2_streams,
+        upstream_head: crate::upstream::framing::HeadLimits {
+            max_bytes: l.upstream_max_header_bytes,
+            max_headers: l.upstream_max_headers,
+        },
     }
 }
+
+/// The largest `limits.upstream_max_headers` accepted.
+const MAX_UPSTREAM_HEADERS: usize = 1000;

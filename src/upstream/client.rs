@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http::{header, HeaderValue, Request, Response};
+use http::{header, HeaderValue, Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -33,7 +33,7 @@ use crate::body::BoxError;
 use crate::config::{ConfigError, Upstream};
 use crate::server::tls::load_certs;
 
-use super::framing::ProtocolError;
+use super::framing::{self, HeadLimits, ProtocolError};
 use super::inline::{self, InlinePool};
 use super::inline_body::InlineBody;
 use super::pool::{Check, IdlePool};
@@ -145,6 +145,8 @@ pub struct HttpClient {
     /// Raw connections, for bodyless requests (shared with their bodies,
     /// which give the connection back).
     inline: Arc<InlinePool>,
+    /// Response head limits, the same on both paths.
+    limits: HeadLimits,
 }
 
 /// What the inline path yields.
@@ -179,12 +181,18 @@ impl<F: Future<Output = InlineResult>> Future for Sending<'_, F> {
     }
 }
 
-/// Builds the pooled client.
+/// Builds the pooled client, with the default response head limits.
 pub fn build(up: &Upstream, connect_timeout: Duration) -> HttpClient {
+    build_with(up, connect_timeout, HeadLimits::default())
+}
+
+/// Builds the pooled client with these response head limits.
+pub fn build_with(up: &Upstream, connect_timeout: Duration, limits: HeadLimits) -> HttpClient {
     HttpClient {
         connector: Connector::new(up, connect_timeout),
         senders: IdlePool::new(up.pool_max_idle_per_node),
         inline: Arc::new(IdlePool::new(up.pool_max_idle_per_node)),
+        limits,
     }
 }
 
@@ -208,7 +216,7 @@ impl HttpClient {
             }
         };
         if req.body().is_end_stream() {
-            let fut = inline::send(&self.inline, &self.connector, req, https);
+            let fut = inline::send(&self.inline, &self.connector, req, https, self.limits);
             return Sending::Inline { fut };
         }
         // Boxed: hyper's state stays out of the bodyless requests' futures.
@@ -250,10 +258,17 @@ impl HttpClient {
             Some(tx) => tx,
             None => self.handshake(https, &authority).await?,
         };
-        let resp = tx.send_request(req).await.map_err(ClientError::Http)?;
+        let head_request = req.method() == Method::HEAD;
+        let mut resp = tx.send_request(req).await.map_err(ClientError::Http)?;
+        // the same head checks as the inline path, on the head hyper
+        // parsed; a response that fails them, or was framed two ways,
+        // leaves its connection unpooled (dropping the sender closes it)
+        let (version, status) = (resp.version(), resp.status());
+        let (_, keep_alive) = framing::check(status, version, resp.headers_mut(), head_request)
+            .map_err(ClientError::Protocol)?;
         // kept while it may still be streaming the response body; over the
         // cap it finishes this response, then closes
-        if !tx.is_closed() {
+        if keep_alive && !tx.is_closed() {
             self.senders.put(node, tx);
         }
         Ok(resp.map(NodeBody::Hyper))
@@ -267,6 +282,8 @@ impl HttpClient {
     ) -> Result<http1::SendRequest<UpstreamBody>, ClientError> {
         let io = self.connector.connect(https, authority).await?;
         let (tx, conn) = http1::Builder::new()
+            .max_headers(self.limits.max_headers)
+            .max_header_size(self.limits.max_bytes)
             .handshake(TokioIo::new(io))
             .await
             .map_err(ClientError::Http)?;

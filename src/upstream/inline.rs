@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::poll_read_buf;
 
 use super::client::{host_text, ClientError, UpstreamBody};
-use super::framing::{self, Head};
+use super::framing::{self, Head, HeadLimits};
 use super::inline_body::InlineBody;
 use super::pool::{Check, IdlePool};
 use super::stream::{Connector, NodeStream};
@@ -127,8 +127,9 @@ pub fn send<'a>(
     connector: &'a Connector,
     req: Request<UpstreamBody>,
     https: bool,
+    limits: HeadLimits,
 ) -> impl std::future::Future<Output = Result<Response<InlineBody>, ClientError>> + 'a {
-    let prepared = prepare(pool, req, https);
+    let prepared = prepare(pool, req, https, limits);
     async move { exchange_prepared(pool, connector, prepared?).await }
 }
 
@@ -139,6 +140,7 @@ struct Prepared {
     https: bool,
     head_request: bool,
     idempotent: bool,
+    limits: HeadLimits,
     node: usize,
     conn: Option<Box<Conn>>,
     head: Vec<u8>,
@@ -148,6 +150,7 @@ fn prepare(
     pool: &InlinePool,
     req: Request<UpstreamBody>,
     https: bool,
+    limits: HeadLimits,
 ) -> Result<Prepared, ClientError> {
     let authority = req.uri().authority().cloned().ok_or(ClientError::BadUri)?;
     let (node, mut conn) = pool.take(https, &authority, |c| {
@@ -167,6 +170,7 @@ fn prepare(
         https,
         head_request: req.method() == Method::HEAD,
         idempotent: repeatable(req.method()),
+        limits,
         authority,
         node,
         conn,
@@ -184,6 +188,7 @@ async fn exchange_prepared(
         https,
         head_request,
         idempotent,
+        limits,
         node,
         conn,
         head,
@@ -205,7 +210,7 @@ async fn exchange_prepared(
         }
     };
     loop {
-        match exchange(&mut conn, head_request).await {
+        match exchange(&mut conn, head_request, limits).await {
             Ok(head) => {
                 let Head {
                     response,
@@ -249,7 +254,11 @@ async fn connect(
 }
 
 /// Writes the request head, then reads until a final response head.
-async fn exchange(conn: &mut Conn, head_request: bool) -> Result<Head, Failure> {
+async fn exchange(
+    conn: &mut Conn,
+    head_request: bool,
+    limits: HeadLimits,
+) -> Result<Head, Failure> {
     // Bytes the transport accepted may have reached the node: only a
     // write that failed before any was accepted leaves nothing written.
     let mut sent = 0;
@@ -271,7 +280,7 @@ async fn exchange(conn: &mut Conn, head_request: bool) -> Result<Head, Failure> 
     let mut received = 0;
     loop {
         if !conn.buf.is_empty() {
-            match framing::parse_head(&mut conn.buf, head_request) {
+            match framing::parse_head(&mut conn.buf, head_request, limits) {
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
                 Err(e) => return Err(Failure::Other(ClientError::Protocol(e))),
