@@ -54,7 +54,12 @@ impl Snapshot {
                 )
             })
             .collect();
-        let balancer = Balancer::new(config.upstream.nodes.len(), &config.upstream.versions);
+        let balancer = Balancer::new(
+            config.upstream.nodes.len(),
+            &config.upstream.versions,
+            config.upstream.health.enabled,
+            config.upstream.retry,
+        );
         let auth_settings = config
             .auth
             .take()

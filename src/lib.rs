@@ -150,6 +150,7 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
         None => None,
     };
     tokio::spawn(sync_gauges(Arc::downgrade(&gateway)));
+    tokio::spawn(upstream::health::run(Arc::downgrade(&gateway)));
 
     let gw = gateway.clone();
     let conns = connections.clone();

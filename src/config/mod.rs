@@ -72,6 +72,10 @@ pub struct Upstream {
     pub pool_max_idle_per_node: usize,
     /// API version number (2 for `v2`) -> indexes into `nodes` that serve it.
     pub versions: Vec<(u16, Vec<usize>)>,
+    /// `[upstream.health]`
+    pub health: crate::upstream::health::HealthSettings,
+    /// `[upstream.retry]`
+    pub retry: crate::upstream::retry::RetrySettings,
 }
 
 /// One cluster node.
@@ -335,6 +339,8 @@ fn validate_upstream(
         }
         versions.push((number.unwrap_or(0), idx));
     }
+    let health = validate_health(&u.health, base, errs);
+    let retry = validate_retry(&u.retry, errs);
     if errs.len() > before {
         return None;
     }
@@ -343,6 +349,99 @@ fn validate_upstream(
         tls: tls?,
         pool_max_idle_per_node: u.pool_max_idle_per_node,
         versions,
+        health: health?,
+        retry: retry?,
+    })
+}
+
+fn validate_health(
+    h: &file::UpstreamHealthFile,
+    base: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Option<crate::upstream::health::HealthSettings> {
+    let before = errs.len();
+    let mut duration = |key: &str, text: &str| match parse_duration(text) {
+        Ok(d) if d >= Duration::from_millis(10) => Some(d),
+        Ok(_) => {
+            errs.push(ConfigError::new(
+                format!("upstream.health.{key}"),
+                "must be at least 10ms",
+            ));
+            None
+        }
+        Err(e) => {
+            errs.push(ConfigError::new(format!("upstream.health.{key}"), e));
+            None
+        }
+    };
+    let interval = duration("interval", &h.interval);
+    let timeout = duration("timeout", &h.timeout);
+    for (key, v) in [("rise", h.rise), ("fall", h.fall)] {
+        if v == 0 {
+            errs.push(ConfigError::new(
+                format!("upstream.health.{key}"),
+                "must be at least 1",
+            ));
+        }
+    }
+    let account = match &h.credentials_file {
+        None => None,
+        Some(p) => match crate::auth::service_account::ServiceAccount::load(
+            &resolve(base, p),
+            "upstream.health.credentials_file",
+        ) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                errs.push(e);
+                None
+            }
+        },
+    };
+    if errs.len() > before {
+        return None;
+    }
+    Some(crate::upstream::health::HealthSettings {
+        enabled: h.enabled,
+        interval: interval?,
+        timeout: timeout?,
+        rise: h.rise,
+        fall: h.fall,
+        account: account.map(Arc::new),
+    })
+}
+
+fn validate_retry(
+    r: &file::UpstreamRetryFile,
+    errs: &mut Vec<ConfigError>,
+) -> Option<crate::upstream::retry::RetrySettings> {
+    let before = errs.len();
+    if r.budget_percent > 100 {
+        errs.push(ConfigError::new(
+            "upstream.retry.budget_percent",
+            "must be between 0 and 100",
+        ));
+    }
+    let window = match parse_duration(&r.budget_window) {
+        Ok(d) if d >= Duration::from_secs(1) => Some(d),
+        Ok(_) => {
+            errs.push(ConfigError::new(
+                "upstream.retry.budget_window",
+                "must be at least 1s",
+            ));
+            None
+        }
+        Err(e) => {
+            errs.push(ConfigError::new("upstream.retry.budget_window", e));
+            None
+        }
+    };
+    if errs.len() > before {
+        return None;
+    }
+    Some(crate::upstream::retry::RetrySettings {
+        percent: r.budget_percent,
+        window: window?,
+        min_per_window: r.min_per_window,
     })
 }
 

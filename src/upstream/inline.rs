@@ -23,7 +23,7 @@ use http::{header, Method, Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::poll_read_buf;
 
-use super::client::{host_text, ClientError, UpstreamBody};
+use super::client::{host_text, ClientError, Failed, UpstreamBody};
 use super::framing::{self, Head, HeadLimits};
 use super::inline_body::InlineBody;
 use super::pool::{Check, IdlePool};
@@ -100,12 +100,11 @@ impl Conn {
 /// How an exchange on one connection failed.
 enum Failure {
     /// Nothing came back, and the node may have closed the connection
-    /// before it saw the request (`written`: the whole head was sent).
-    Stale {
-        written: bool,
-        err: io::Error,
-    },
-    Other(ClientError),
+    /// before it saw the request (`written`: bytes of it were sent).
+    Stale { written: bool, err: io::Error },
+    /// Anything else, after the request was written; `answered`: bytes of
+    /// a response had arrived.
+    Other { err: ClientError, answered: bool },
 }
 
 /// Sends a bodyless `req` (absolute URI) and reads the response head.
@@ -125,12 +124,19 @@ enum Failure {
 pub fn send<'a>(
     pool: &'a Arc<InlinePool>,
     connector: &'a Connector,
-    req: Request<UpstreamBody>,
+    req: &Request<UpstreamBody>,
     https: bool,
     limits: HeadLimits,
-) -> impl std::future::Future<Output = Result<Response<InlineBody>, ClientError>> + 'a {
+) -> impl std::future::Future<Output = Result<Response<InlineBody>, Failed>> + 'a {
     let prepared = prepare(pool, req, https, limits);
-    async move { exchange_prepared(pool, connector, prepared?).await }
+    async move {
+        let prepared = prepared.map_err(|error| Failed {
+            error,
+            written: false,
+            answered: false,
+        })?;
+        exchange_prepared(pool, connector, prepared).await
+    }
 }
 
 /// A request reduced to what the exchange needs: its encoded head (in the
@@ -148,7 +154,7 @@ struct Prepared {
 
 fn prepare(
     pool: &InlinePool,
-    req: Request<UpstreamBody>,
+    req: &Request<UpstreamBody>,
     https: bool,
     limits: HeadLimits,
 ) -> Result<Prepared, ClientError> {
@@ -165,7 +171,7 @@ fn prepare(
         Some(c) => &mut c.wbuf,
         None => &mut head,
     };
-    encode(out, &req, host_text(&authority, https));
+    encode(out, req, host_text(&authority, https));
     Ok(Prepared {
         https,
         head_request: req.method() == Method::HEAD,
@@ -182,7 +188,7 @@ async fn exchange_prepared(
     pool: &Arc<InlinePool>,
     connector: &Connector,
     p: Prepared,
-) -> Result<Response<InlineBody>, ClientError> {
+) -> Result<Response<InlineBody>, Failed> {
     let Prepared {
         authority,
         https,
@@ -201,10 +207,18 @@ async fn exchange_prepared(
     // extra poll of this task, and on an idle worker one non-blocking poll
     // for I/O before the write (a few us).
     tokio::task::yield_now().await;
+    let not_written = |error| Failed {
+        error,
+        written: false,
+        answered: false,
+    };
     let (mut conn, mut reused) = match conn {
         Some(c) => (c, true),
         None => {
-            let mut fresh = Conn::new(connect(connector, https, &authority).await?);
+            let io = connect(connector, https, &authority)
+                .await
+                .map_err(not_written)?;
+            let mut fresh = Conn::new(io);
             fresh.wbuf = head;
             (fresh, false)
         }
@@ -222,15 +236,32 @@ async fn exchange_prepared(
             }
             Err(Failure::Stale { written, err }) => {
                 if !reused || (written && !idempotent) {
-                    return Err(ClientError::Io(err));
+                    return Err(Failed {
+                        error: ClientError::Io(err),
+                        written,
+                        answered: false,
+                    });
                 }
                 tracing::debug!(error = %err, "pooled upstream connection was closed; retrying once");
-                let mut fresh = Conn::new(connect(connector, https, &authority).await?);
+                let io = connect(connector, https, &authority)
+                    .await
+                    .map_err(|error| Failed {
+                        error,
+                        written,
+                        answered: false,
+                    })?;
+                let mut fresh = Conn::new(io);
                 std::mem::swap(&mut fresh.wbuf, &mut conn.wbuf);
                 conn = fresh;
                 reused = false;
             }
-            Err(Failure::Other(e)) => return Err(e),
+            Err(Failure::Other { err, answered }) => {
+                return Err(Failed {
+                    error: err,
+                    written: true,
+                    answered,
+                })
+            }
         }
     }
 }
@@ -283,7 +314,12 @@ async fn exchange(
             match framing::parse_head(&mut conn.buf, head_request, limits) {
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
-                Err(e) => return Err(Failure::Other(ClientError::Protocol(e))),
+                Err(e) => {
+                    return Err(Failure::Other {
+                        err: ClientError::Protocol(e),
+                        answered: true,
+                    })
+                }
             }
         }
         match poll_fn(|cx| conn.poll_fill(cx)).await {
@@ -294,16 +330,24 @@ async fn exchange(
                 })
             }
             Ok(0) => {
-                return Err(Failure::Other(ClientError::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "node closed the connection mid-head",
-                ))))
+                return Err(Failure::Other {
+                    err: ClientError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "node closed the connection mid-head",
+                    )),
+                    answered: true,
+                })
             }
             Ok(n) => received += n,
             Err(err) if received == 0 && dropped(&err) => {
                 return Err(Failure::Stale { written: true, err })
             }
-            Err(err) => return Err(Failure::Other(ClientError::Io(err))),
+            Err(err) => {
+                return Err(Failure::Other {
+                    err: ClientError::Io(err),
+                    answered: received > 0,
+                })
+            }
         }
     }
 }
