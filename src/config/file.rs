@@ -106,7 +106,7 @@ pub struct UpstreamHealthFile {
     /// Consecutive failed checks that take a node out.
     pub fall: u32,
     /// A service account (same format as `[auth.cluster] credentials_file`):
-    /// probes then call `GET /v1/nodes/status` with it.
+    /// probes then call `GET /v1/cluster` with it.
     pub credentials_file: Option<String>,
 }
 

@@ -2,10 +2,12 @@
 //! of the current config is probed under `timeout`; `fall` failed checks
 //! in a row take it out of rotation, `rise` passed ones (after its
 //! back-off) bring it back ([`super::balance`] keeps the state). With a
-//! service account the probe is `GET /v1/nodes/status` and only a 200
-//! passes; without one it is `GET /v1/bootstrap`, where 200 and 401 mean
-//! alive and 503 means "not a member of an active cluster". Every change
-//! of state is logged once and counted; nothing here runs per request.
+//! service account the probe is an authenticated `GET /v1/cluster` and
+//! only a 200 passes (401/403: the account is refused); without one it is
+//! `GET /v1/bootstrap`, where 200 and 401 mean alive. A 503 means "not a
+//! member of an active cluster" either way. Every change of state is
+//! logged once and counted; nothing here runs per request. (Which node is
+//! master is not read yet: `prefer_master` is not built.)
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -28,7 +30,7 @@ pub struct HealthSettings {
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
-    /// Probes authenticate with it (and ask `/v1/nodes/status`).
+    /// Probes authenticate with it (and ask `/v1/cluster`).
     pub account: Option<Arc<ServiceAccount>>,
 }
 
@@ -145,7 +147,7 @@ type Reason = String;
 /// One probe of `node`: `Ok` when it is alive and in an active cluster.
 async fn probe(client: &HttpClient, node: &Node, settings: &HealthSettings) -> Result<(), Reason> {
     let path = if settings.account.is_some() {
-        "/v1/nodes/status"
+        "/v1/cluster"
     } else {
         "/v1/bootstrap"
     };
