@@ -42,6 +42,7 @@ fn typical(digest: &[u8; 32]) -> AuditRecord<'_> {
         permission: Some("update_bdb"),
         rate_limit: RateLimit::Pass,
         upstream: Some("https://node1.cluster.local:9443"),
+        upstream_tried: &[],
         upstream_status: Some(200),
         status: 200,
         bytes_in: 512,

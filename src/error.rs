@@ -55,6 +55,9 @@ pub enum Reject {
     UpstreamTimeout,
     /// No node is configured/healthy for this request.
     NoUpstream,
+    /// Every node serving the request is out of rotation (failed requests
+    /// or health checks); `Retry-After` says when one may be back.
+    NoHealthyNode { retry_after_secs: u64 },
     /// The identity source (cluster) could not be asked.
     AuthUnavailable,
     /// The shared rate-limit store is down and `fail_closed = true`.
@@ -158,6 +161,11 @@ impl Reject {
                     "no_upstream_available".into(),
                     "no cluster node is available".into(),
                 ),
+                NoHealthyNode { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_healthy_node".into(),
+                    "no cluster node is healthy; retry later".into(),
+                ),
                 AuthUnavailable => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "auth_unavailable".into(),
@@ -225,6 +233,7 @@ impl Reject {
                 );
             }
             Reject::AuthThrottled { retry_after_secs }
+            | Reject::NoHealthyNode { retry_after_secs }
             | Reject::RateLimited {
                 retry_after_secs, ..
             } => {

@@ -49,9 +49,20 @@ impl Snapshot {
         workers: usize,
     ) -> Result<Snapshot, String> {
         let clients = (0..workers.max(1))
-            .map(|_| client::build(&config.upstream, config.timeouts.upstream_connect))
+            .map(|_| {
+                client::build_with(
+                    &config.upstream,
+                    config.timeouts.upstream_connect,
+                    config.limits.upstream_head,
+                )
+            })
             .collect();
-        let balancer = Balancer::new(config.upstream.nodes.len(), &config.upstream.versions);
+        let balancer = Balancer::new(
+            config.upstream.nodes.len(),
+            &config.upstream.versions,
+            config.upstream.health.enabled,
+            config.upstream.retry,
+        );
         let auth_settings = config
             .auth
             .take()

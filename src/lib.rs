@@ -26,6 +26,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod sim;
 pub mod upstream;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,6 +151,7 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
         None => None,
     };
     tokio::spawn(sync_gauges(Arc::downgrade(&gateway)));
+    tokio::spawn(upstream::health::run(Arc::downgrade(&gateway)));
 
     let gw = gateway.clone();
     let conns = connections.clone();

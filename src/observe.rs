@@ -47,6 +47,8 @@ pub struct Exchange {
     /// The limiter's state for an allowed request (optional headers).
     pub verdict: Option<Verdict>,
     pub node: Option<Arc<str>>,
+    /// Attempts at nodes that failed, in order (node, why).
+    pub tried: crate::upstream::forward::Tried,
     pub upstream_status: Option<StatusCode>,
     pub upstream_elapsed: Option<Duration>,
     pub status: StatusCode,
@@ -166,6 +168,7 @@ impl OnDone for Finish {
             permission: ex.permission.as_deref(),
             rate_limit: ex.rate_limit,
             upstream: ex.node.as_deref(),
+            upstream_tried: &ex.tried,
             upstream_status: ex.upstream_status.map(|s| s.as_u16()),
             status: ex.status.as_u16(),
             bytes_in: ex.tally.as_ref().map_or(0, |t| t.bytes()),

@@ -9,7 +9,8 @@
 //! authenticate              Basic credentials -> Principal (401 / 429 / 503)
 //! authorize   Principal x route -> Permit (403), self-service body check
 //! limit user  per-user, per-class, global limits (429)
-//! pick + forward            a node for the route's API version; stream both ways
+//! forward     a healthy node for the route's API version (upstream::forward:
+//!             retries, node health); stream both ways
 //! finish      response + one audit record + one metrics observation
 //! ```
 //! Stages are functions of borrowed inputs returning a typed outcome or a
@@ -21,7 +22,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{PathAndQuery, Uri};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -103,6 +104,7 @@ async fn start(
         limited: None,
         verdict: None,
         node: None,
+        tried: Vec::new(),
         upstream_status: None,
         upstream_elapsed: None,
         status: StatusCode::OK,
@@ -118,7 +120,7 @@ async fn process(
     gw: &Gateway,
     snap: &Snapshot,
     ex: &mut Exchange,
-    mut parts: http::request::Parts,
+    parts: http::request::Parts,
     client_body: &mut ClientBody,
 ) -> Result<Response<NodeBody>, Reject> {
     // Cheap protocol checks first: nothing below may see a request that
@@ -222,73 +224,9 @@ async fn process(
         (None, _) => RequestBody::empty(),
     };
 
-    // A node serving the route's API version; refused nodes are tried last.
-    let node_idx = snap
-        .balancer
-        .pick(Some(permit.version.0))
-        .next()
-        .ok_or(Reject::NoUpstream)?;
-    let node = &snap.config.upstream.nodes[node_idx];
-    ex.node = Some(node.url.clone());
-
-    // The upstream request: canonical path + the query untouched, our own
-    // framing and forwarding headers.
-    let path_and_query = match &ex.path {
-        None => ex.raw_target.clone(),
-        Some(p) => {
-            let pq = match ex.raw_target.query() {
-                Some(q) => format!("{p}?{q}"),
-                None => p.to_string(),
-            };
-            PathAndQuery::try_from(pq).map_err(|_| Reject::Internal)?
-        }
-    };
-    let mut uri_parts = http::uri::Parts::default();
-    uri_parts.scheme = Some(node.scheme.clone());
-    uri_parts.authority = Some(node.authority.clone());
-    uri_parts.path_and_query = Some(path_and_query);
-    let uri = Uri::from_parts(uri_parts).map_err(|_| Reject::Internal)?;
-    let x_forwarded_for = forwarded_for(snap, ex, &parts.headers);
-    headers::rewrite_request(
-        &mut parts.headers,
-        headers::Forwarded {
-            x_forwarded_for,
-            request_id: &ex.id,
-            authorization: snap.auth.upstream_authorization(),
-        },
-    );
-    let mut up = Request::new(body);
-    *up.method_mut() = parts.method;
-    *up.uri_mut() = uri;
-    *up.headers_mut() = parts.headers;
-
-    let sent = Instant::now();
-    let result = forward::send(
-        snap.client(ex.conn.worker),
-        up,
-        sent,
-        snap.config.timeouts.upstream_response,
-        ex.tally.as_deref(),
-    )
-    .await;
-    let elapsed = sent.elapsed();
-    ex.upstream_elapsed = Some(elapsed);
-    match &result {
-        Ok(resp) => {
-            snap.balancer.mark_up(node_idx);
-            ex.upstream_status = Some(resp.status());
-            gw.metrics.observe_upstream(&node.url, elapsed, None);
-        }
-        Err(r) => {
-            if *r == Reject::UpstreamUnreachable {
-                snap.balancer.mark_down(node_idx);
-            }
-            if let Some(kind) = forward::error_kind(r) {
-                gw.metrics.observe_upstream(&node.url, elapsed, Some(kind));
-            }
-        }
-    }
-    result
+    // A healthy node for the route's API version; the request is sent,
+    // retried elsewhere when that is safe, and the nodes' health noted.
+    forward::to_cluster(gw, snap, ex, &permit, parts, body).await
 }
 
 fn note_permit(ex: &mut Exchange, permit: &Permit) {
@@ -370,26 +308,6 @@ async fn buffer_small_body(body: &mut ClientBody, snap: &Snapshot) -> Result<Byt
     tokio::time::timeout(snap.config.timeouts.request_body, read)
         .await
         .unwrap_or(Err(Reject::RequestTimeout))
-}
-
-/// Our `X-Forwarded-For`: the socket peer, appended to the client's chain
-/// only when the peer is a trusted proxy.
-fn forwarded_for(snap: &Snapshot, ex: &Exchange, h: &http::HeaderMap) -> HeaderValue {
-    let trusted = &snap.config.trusted_proxies;
-    if !trusted.is_empty() && trusted.contains(ex.conn.peer.ip()) {
-        let chain: Vec<&str> = h
-            .get_all(headers::X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if !chain.is_empty() {
-            let joined = format!("{}, {}", chain.join(", "), ex.conn.peer.ip());
-            if let Ok(v) = HeaderValue::from_str(&joined) {
-                return v;
-            }
-        }
-    }
-    ex.conn.peer_header.clone()
 }
 
 /// Methods the API uses, exact case (B9: `get` or `FOO` never falls

@@ -224,6 +224,8 @@ async fn head_response_has_no_body_and_keeps_the_connection() {
         tls: regate::upstream::client::tls_config(None).unwrap(),
         pool_max_idle_per_node: 4,
         versions: Vec::new(),
+        health: Default::default(),
+        retry: Default::default(),
     };
     let client = regate::upstream::client::build(&up, Duration::from_secs(2));
     let send = |method: &str| {
@@ -336,11 +338,11 @@ async fn responses_that_are_not_http_give_502() {
         b"HTTP/1.1 200 OK\r\nX-Bad Name: 1\r\nContent-Length: 0\r\n\r\n",
         big_head,
     ];
-    let node = RawNode::start(bad.iter().map(|b| vec![Act::ReplyClose(b)]).collect()).await;
-    let w = gateway_for(&node).await;
-    let c = w.client(false);
+    // each on its own node: a node that sent garbage is taken out
     for b in &bad {
-        let r = c.get(&w.url("/v1/bdbs"), ADMIN).await;
+        let node = RawNode::start(vec![vec![Act::ReplyClose(b)]]).await;
+        let w = gateway_for(&node).await;
+        let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
         let shown = String::from_utf8_lossy(&b[..b.len().min(60)]);
         assert_eq!(r.status, 502, "{shown}");
         assert_eq!(r.json()["error_code"], "bad_upstream_response", "{shown}");

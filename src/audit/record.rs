@@ -81,8 +81,11 @@ pub struct AuditRecord<'a> {
     /// The permission the route requires.
     pub permission: Option<&'a str>,
     pub rate_limit: RateLimit,
-    /// The node URL the request went to.
+    /// The node URL the request went to (the last one tried).
     pub upstream: Option<&'a str>,
+    /// Failed attempts, in order: (node URL, why), e.g. a node that
+    /// refused the connection before the request was retried on another.
+    pub upstream_tried: &'a [(std::sync::Arc<str>, &'static str)],
     pub upstream_status: Option<u16>,
     /// The status the client received.
     pub status: u16,
@@ -118,6 +121,7 @@ impl Default for AuditRecord<'_> {
             permission: None,
             rate_limit: RateLimit::NotChecked,
             upstream: None,
+            upstream_tried: &[],
             upstream_status: None,
             status: 0,
             bytes_in: 0,
@@ -170,6 +174,20 @@ impl AuditRecord<'_> {
             }
         }
         opt_str(out, "upstream", self.upstream);
+        if !self.upstream_tried.is_empty() {
+            out.extend_from_slice(b",\"upstream_tried\":[");
+            for (i, (node, why)) in self.upstream_tried.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"node\":");
+                write_str(out, node);
+                out.extend_from_slice(b",\"error\":");
+                write_str(out, why);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
         if let Some(s) = self.upstream_status {
             out.extend_from_slice(b",\"upstream_status\":");
             write_u64(out, u64::from(s));

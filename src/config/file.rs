@@ -85,6 +85,64 @@ pub struct UpstreamFile {
     /// `[upstream.versions]`: API version -> the subset of `nodes` serving it.
     #[serde(default)]
     pub versions: BTreeMap<String, Vec<String>>,
+    /// `[upstream.health]`: active health checks.
+    #[serde(default)]
+    pub health: UpstreamHealthFile,
+    /// `[upstream.retry]`: the retry budget.
+    #[serde(default)]
+    pub retry: UpstreamRetryFile,
+}
+
+/// `[upstream.health]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamHealthFile {
+    /// Probe the nodes (else health is passive only).
+    pub enabled: bool,
+    pub interval: String,
+    pub timeout: String,
+    /// Consecutive passed checks that bring a node back.
+    pub rise: u32,
+    /// Consecutive failed checks that take a node out.
+    pub fall: u32,
+    /// A service account (same format as `[auth.cluster] credentials_file`):
+    /// probes then call `GET /v1/cluster` with it.
+    pub credentials_file: Option<String>,
+}
+
+impl Default for UpstreamHealthFile {
+    fn default() -> Self {
+        UpstreamHealthFile {
+            enabled: true,
+            interval: "5s".into(),
+            timeout: "2s".into(),
+            rise: 2,
+            fall: 2,
+            credentials_file: None,
+        }
+    }
+}
+
+/// `[upstream.retry]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamRetryFile {
+    /// Retries allowed, in percent of the requests of the window.
+    pub budget_percent: u32,
+    /// The window the budget counts over.
+    pub budget_window: String,
+    /// Retries always allowed per window (so a quiet gateway can retry).
+    pub min_per_window: u32,
+}
+
+impl Default for UpstreamRetryFile {
+    fn default() -> Self {
+        UpstreamRetryFile {
+            budget_percent: 20,
+            budget_window: "10s".into(),
+            min_per_window: 10,
+        }
+    }
 }
 
 fn default_pool_idle() -> usize {
@@ -133,6 +191,10 @@ pub struct LimitsFile {
     pub max_body_bytes: u64,
     pub max_h2_streams: u32,
     pub max_linger_bytes: u64,
+    /// Largest response head accepted from a node (both client paths).
+    pub upstream_max_header_bytes: usize,
+    /// Most header lines accepted in a node's response head.
+    pub upstream_max_headers: usize,
 }
 
 impl Default for LimitsFile {
@@ -145,6 +207,8 @@ impl Default for LimitsFile {
             max_body_bytes: 1024 * 1024 * 1024,
             max_h2_streams: 100,
             max_linger_bytes: 8 * 1024 * 1024,
+            upstream_max_header_bytes: 64 * 1024,
+            upstream_max_headers: 100,
         }
     }
 }

@@ -82,6 +82,10 @@ pub struct Upstream {
     pub pool_max_idle_per_node: usize,
     /// API version number (2 for `v2`) -> indexes into `nodes` that serve it.
     pub versions: Vec<(u16, Vec<usize>)>,
+    /// `[upstream.health]`
+    pub health: crate::upstream::health::HealthSettings,
+    /// `[upstream.retry]`
+    pub retry: crate::upstream::retry::RetrySettings,
 }
 
 /// One cluster node.
@@ -121,6 +125,8 @@ pub struct Limits {
     /// Bytes read and thrown away after an early answer (per request body
     /// on HTTP/2, per connection close on HTTP/1.1).
     pub max_linger_bytes: u64,
+    /// Response head limits towards the nodes (both client paths).
+    pub upstream_head: crate::upstream::framing::HeadLimits,
 }
 
 /// Reads, parses and validates `path`. All problems are returned, each
@@ -349,6 +355,8 @@ fn validate_upstream(
         }
         versions.push((number.unwrap_or(0), idx));
     }
+    let health = validate_health(&u.health, base, errs);
+    let retry = validate_retry(&u.retry, errs);
     if errs.len() > before {
         return None;
     }
@@ -357,6 +365,99 @@ fn validate_upstream(
         tls: tls?,
         pool_max_idle_per_node: u.pool_max_idle_per_node,
         versions,
+        health: health?,
+        retry: retry?,
+    })
+}
+
+fn validate_health(
+    h: &file::UpstreamHealthFile,
+    base: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Option<crate::upstream::health::HealthSettings> {
+    let before = errs.len();
+    let mut duration = |key: &str, text: &str| match parse_duration(text) {
+        Ok(d) if d >= Duration::from_millis(10) => Some(d),
+        Ok(_) => {
+            errs.push(ConfigError::new(
+                format!("upstream.health.{key}"),
+                "must be at least 10ms",
+            ));
+            None
+        }
+        Err(e) => {
+            errs.push(ConfigError::new(format!("upstream.health.{key}"), e));
+            None
+        }
+    };
+    let interval = duration("interval", &h.interval);
+    let timeout = duration("timeout", &h.timeout);
+    for (key, v) in [("rise", h.rise), ("fall", h.fall)] {
+        if v == 0 {
+            errs.push(ConfigError::new(
+                format!("upstream.health.{key}"),
+                "must be at least 1",
+            ));
+        }
+    }
+    let account = match &h.credentials_file {
+        None => None,
+        Some(p) => match crate::auth::service_account::ServiceAccount::load(
+            &resolve(base, p),
+            "upstream.health.credentials_file",
+        ) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                errs.push(e);
+                None
+            }
+        },
+    };
+    if errs.len() > before {
+        return None;
+    }
+    Some(crate::upstream::health::HealthSettings {
+        enabled: h.enabled,
+        interval: interval?,
+        timeout: timeout?,
+        rise: h.rise,
+        fall: h.fall,
+        account: account.map(Arc::new),
+    })
+}
+
+fn validate_retry(
+    r: &file::UpstreamRetryFile,
+    errs: &mut Vec<ConfigError>,
+) -> Option<crate::upstream::retry::RetrySettings> {
+    let before = errs.len();
+    if r.budget_percent > 100 {
+        errs.push(ConfigError::new(
+            "upstream.retry.budget_percent",
+            "must be between 0 and 100",
+        ));
+    }
+    let window = match parse_duration(&r.budget_window) {
+        Ok(d) if d >= Duration::from_secs(1) => Some(d),
+        Ok(_) => {
+            errs.push(ConfigError::new(
+                "upstream.retry.budget_window",
+                "must be at least 1s",
+            ));
+            None
+        }
+        Err(e) => {
+            errs.push(ConfigError::new("upstream.retry.budget_window", e));
+            None
+        }
+    };
+    if errs.len() > before {
+        return None;
+    }
+    Some(crate::upstream::retry::RetrySettings {
+        percent: r.budget_percent,
+        window: window?,
+        min_per_window: r.min_per_window,
     })
 }
 
@@ -440,6 +541,24 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
     at_least("max_header_bytes", l.max_header_bytes as u64, 8192);
     at_least("max_headers", l.max_headers as u64, 16);
     at_least("max_h2_streams", u64::from(l.max_h2_streams), 1);
+    at_least(
+        "upstream_max_header_bytes",
+        l.upstream_max_header_bytes as u64,
+        1024,
+    );
+    at_least("upstream_max_headers", l.upstream_max_headers as u64, 16);
+    if l.upstream_max_header_bytes > MAX_HEADER_BYTES_LIMIT {
+        errs.push(ConfigError::new(
+            "limits.upstream_max_header_bytes",
+            format!("must be at most {MAX_HEADER_BYTES_LIMIT} (1 MiB)"),
+        ));
+    }
+    if l.upstream_max_headers > MAX_UPSTREAM_HEADERS {
+        errs.push(ConfigError::new(
+            "limits.upstream_max_headers",
+            format!("must be at most {MAX_UPSTREAM_HEADERS}"),
+        ));
+    }
     if l.max_header_bytes > MAX_HEADER_BYTES_LIMIT {
         // also what h2 can announce (a u32); a head this large is an attack
         errs.push(ConfigError::new(
@@ -455,5 +574,12 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
         max_body_bytes: l.max_body_bytes,
         max_h2_streams: l.max_h2_streams,
         max_linger_bytes: l.max_linger_bytes,
+        upstream_head: crate::upstream::framing::HeadLimits {
+            max_bytes: l.upstream_max_header_bytes,
+            max_headers: l.upstream_max_headers,
+        },
     }
 }
+
+/// The largest `limits.upstream_max_headers` accepted.
+const MAX_UPSTREAM_HEADERS: usize = 1000;

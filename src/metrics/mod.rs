@@ -19,6 +19,9 @@
 //! | `regate_upstream_errors_total` | node, kind |
 //! | `regate_upstream_duration_seconds` (histogram) | node |
 //! | `regate_node_up` (gauge) | node |
+//! | `regate_node_state_changes_total` | node, to (`up`, `down`) |
+//! | `regate_health_checks_total` | node, result (`pass`, `fail`) |
+//! | `regate_upstream_retries_total` | node (the node that failed), outcome (`retried`, `budget_spent`) |
 //! | `regate_auth_total` | source, outcome |
 //! | `regate_auth_cache_hits_total`, `regate_auth_cache_misses_total` | |
 //! | `regate_rate_limited_total` | scope |
@@ -107,6 +110,9 @@ pub struct Metrics {
     upstream_errors: IntCounterVec,
     upstream_duration: HistogramVec,
     node_up: IntGaugeVec,
+    node_state_changes: IntCounterVec,
+    health_checks: IntCounterVec,
+    upstream_retries: IntCounterVec,
     auth: IntCounterVec,
     /// `auth` series by (source, outcome), made on first use.
     auth_slots: [OnceLock<IntCounter>; AUTH_SOURCES * AUTH_OUTCOMES],
@@ -209,9 +215,31 @@ impl Metrics {
             node_up: reg(
                 &r,
                 IntGaugeVec::new(
-                    Opts::new("regate_node_up", "1 when the node passes health checks."),
+                    Opts::new(
+                        "regate_node_up",
+                        "1 while the node is in rotation: not ejected after failed \
+                         requests and, with [upstream.health] enabled, passing its checks.",
+                    ),
                     &["node"],
                 )?,
+            )?,
+            node_state_changes: counter_vec(
+                &r,
+                "regate_node_state_changes_total",
+                "Nodes taken out of (down) or back into (up) rotation.",
+                &["node", "to"],
+            )?,
+            health_checks: counter_vec(
+                &r,
+                "regate_health_checks_total",
+                "Active health checks by result.",
+                &["node", "result"],
+            )?,
+            upstream_retries: counter_vec(
+                &r,
+                "regate_upstream_retries_total",
+                "Failed attempts at a node followed by another node (retried) or not (budget_spent).",
+                &["node", "outcome"],
             )?,
             auth: counter_vec(
                 &r,
@@ -434,6 +462,41 @@ impl Metrics {
                 c.inc();
             }
         }
+    }
+
+    /// A configured node's label (anything else is `other`).
+    fn node_label<'a>(labels: &Labels, node: &'a str) -> &'a str {
+        if labels.nodes.contains_key(node) {
+            node
+        } else {
+            "other"
+        }
+    }
+
+    /// A node went up or down (`to`: `up` or `down`).
+    pub fn node_state_changed(&self, node: &str, to: &'static str) {
+        let labels = self.labels.load();
+        let node = Self::node_label(&labels, node);
+        self.node_state_changes.with_label_values(&[node, to]).inc();
+    }
+
+    /// One active health check (`result`: `pass` or `fail`).
+    pub fn health_checked(&self, node: &str, passed: bool) {
+        let labels = self.labels.load();
+        let node = Self::node_label(&labels, node);
+        let result = if passed { "pass" } else { "fail" };
+        self.health_checks.with_label_values(&[node, result]).inc();
+    }
+
+    /// A failed attempt at `node` was retried elsewhere, or not for want
+    /// of budget.
+    pub fn upstream_retry(&self, node: &str, retried: bool) {
+        let labels = self.labels.load();
+        let node = Self::node_label(&labels, node);
+        let outcome = if retried { "retried" } else { "budget_spent" };
+        self.upstream_retries
+            .with_label_values(&[node, outcome])
+            .inc();
     }
 
     /// Health-check result for a configured node (unknown nodes are ignored).

@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{header, StatusCode};
 
+use crate::wire;
+
 /// How the body is delimited on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -45,7 +47,7 @@ impl Framing {
             .headers
             .get_all(header::CONNECTION)
             .iter()
-            .any(|v| has_token(v.as_bytes(), b"close"));
+            .any(|v| wire::has_token(v.as_bytes(), b"close"));
         let declared = declared_length(&parts.headers);
         let kind = if no_body {
             Kind::None
@@ -84,24 +86,10 @@ impl Framing {
     }
 }
 
-/// A single valid `Content-Length` of the response (an invalid or
-/// repeated one is dropped and the body framed by us instead).
+/// The one valid `Content-Length` of the response (`5, 5` is 5); an
+/// invalid or conflicting one is dropped and the body framed by us instead.
 fn declared_length(h: &http::HeaderMap) -> Option<u64> {
-    let mut all = h.get_all(header::CONTENT_LENGTH).iter();
-    let v = all.next()?;
-    if all.next().is_some() {
-        return None;
-    }
-    let s = v.as_bytes();
-    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse().ok()
-}
-
-fn has_token(v: &[u8], token: &[u8]) -> bool {
-    v.split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    wire::content_length(h).ok().flatten().map(|l| l.value)
 }
 
 /// Status line and headers, ending with the empty line.
@@ -190,7 +178,7 @@ impl BodyWriter {
             Kind::Chunked => {
                 if !data.is_empty() {
                     let mut hex = [0u8; 16];
-                    out.extend_from_slice(hex_len(data.len(), &mut hex));
+                    out.extend_from_slice(wire::hex(data.len(), &mut hex));
                     out.extend_from_slice(b"\r\n");
                     out.extend_from_slice(data);
                     out.extend_from_slice(b"\r\n");
@@ -210,18 +198,6 @@ impl BodyWriter {
                 out.extend_from_slice(b"0\r\n\r\n");
                 true
             }
-        }
-    }
-}
-
-fn hex_len(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            return &buf[i..];
         }
     }
 }
@@ -327,7 +303,5 @@ mod tests {
         let f = Framing::new(&p, None, false, true);
         assert!(render(&p, &f, &[b"a"])
             .starts_with("HTTP/1.1 200 OK\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n"));
-        assert_eq!(hex_len(0, &mut [0; 16]), b"0");
-        assert_eq!(hex_len(0x1234abc, &mut [0; 16]), b"1234abc");
     }
 }

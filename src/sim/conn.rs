@@ -88,6 +88,15 @@ pub(crate) async fn serve<S: Transport>(io: S, node: Arc<NodeShared>) {
                 reply::write(io, &reply, head_only, !keep_alive).await
             }
             Mode::Smuggle => faults::smuggle(io, &reply, head_only).await,
+            Mode::ClList
+            | Mode::ClAndChunked
+            | Mode::GzipChunked
+            | Mode::Switching
+            | Mode::NoContentWithCl
+            | Mode::NotModifiedWithCl => {
+                let bytes = faults::misframed(&mode).unwrap_or_default();
+                conn.write_flush(bytes).await
+            }
             Mode::Reset => return faults::reset(conn.io),
             Mode::Close | Mode::Down => return,
             Mode::Garbage => return faults::garbage(conn.io).await,
@@ -95,6 +104,7 @@ pub(crate) async fn serve<S: Transport>(io: S, node: Arc<NodeShared>) {
             Mode::ShortBody => return faults::short_body(conn.io).await,
             Mode::BadCl => return faults::bad_cl(conn.io).await,
             Mode::HugeHead => return faults::huge_head(conn.io, reply, head_only).await,
+            Mode::ManyHeaders => return faults::many_headers(conn.io, reply, head_only).await,
         };
         if written.is_err() || !keep_alive {
             return;

@@ -1,13 +1,15 @@
 //! The raw-bytes fault modes of a simulated node: what it writes (or fails
 //! to write) on the TCP/TLS stream instead of a well-formed response, after
 //! the request has been read and recorded. Each function ends the
-//! connection except [`smuggle`], which leaves it open on purpose.
+//! connection except [`smuggle`] and the mis-framed answers of
+//! [`misframed`], which leave it open on purpose.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::node::Mode;
 use super::reply::{self, Reply};
 
 /// A stream the node serves: plain TCP or TLS over TCP. The fault modes
@@ -90,6 +92,15 @@ pub(crate) async fn huge_head<S: Transport>(mut io: S, reply: Reply, head_only: 
     let _ = io.shutdown().await;
 }
 
+/// The normal reply with 40 header lines added, then close.
+pub(crate) async fn many_headers<S: Transport>(mut io: S, mut reply: Reply, head_only: bool) {
+    for i in 0..40 {
+        reply = reply.with_header("X-Sim-Many", i.to_string());
+    }
+    let _ = reply::write(&mut io, &reply, head_only, true).await;
+    let _ = io.shutdown().await;
+}
+
 /// The normal reply followed by a second, unsolicited response. The
 /// connection stays open, so a client that reuses it reads the extra
 /// response as the answer to its next request.
@@ -102,4 +113,18 @@ pub(crate) async fn smuggle<S: Transport>(
     let extra = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Sim-Smuggled: 1\r\nContent-Length: 17\r\n\r\n{\"smuggled\":true}";
     io.write_all(extra).await?;
     io.flush().await
+}
+
+/// The fixed bytes of a mode that answers with a mis-framed response and
+/// keeps the connection open (a client that reuses it is at fault).
+pub(crate) fn misframed(mode: &Mode) -> Option<&'static [u8]> {
+    Some(match mode {
+        Mode::ClList => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5, 5\r\n\r\nhello",
+        Mode::ClAndChunked => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        Mode::GzipChunked => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        Mode::Switching => b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+        Mode::NoContentWithCl => b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        Mode::NotModifiedWithCl => b"HTTP/1.1 304 Not Modified\r\nETag: \"1\"\r\nContent-Length: 5\r\n\r\n",
+        _ => return None,
+    })
 }

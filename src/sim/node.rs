@@ -4,6 +4,7 @@
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -45,8 +46,22 @@ pub enum Mode {
     BadCl,
     /// Adds a 200 KiB header to the response.
     HugeHead,
+    /// Adds 40 header lines to the response.
+    ManyHeaders,
     /// Sends a valid response, then an unsolicited second one.
     Smuggle,
+    /// `200` with `Content-Length: 5, 5` and a 5-byte body (kept open).
+    ClList,
+    /// `200` with `Content-Length: 3` and a chunked 5-byte body (kept open).
+    ClAndChunked,
+    /// `200` with `Transfer-Encoding: gzip, chunked` (kept open).
+    GzipChunked,
+    /// An unsolicited `101 Switching Protocols` (kept open).
+    Switching,
+    /// `204` carrying `Content-Length: 5` (kept open).
+    NoContentWithCl,
+    /// `304` carrying `Content-Length: 5` (kept open).
+    NotModifiedWithCl,
 }
 
 /// State shared by a node's handle, accept loop and connections.
@@ -60,6 +75,8 @@ pub(crate) struct NodeShared {
     accept_task: Mutex<Option<JoinHandle<()>>>,
     /// Bumped to close every open connection.
     epoch: watch::Sender<u64>,
+    /// Connections accepted since start.
+    accepted: AtomicUsize,
     runtime: Handle,
 }
 
@@ -94,6 +111,7 @@ impl SimNode {
             listener: Mutex::new(Some(listener)),
             accept_task: Mutex::new(None),
             epoch: watch::Sender::new(0),
+            accepted: AtomicUsize::new(0),
             runtime: Handle::current(),
         });
         spawn_accept(&shared);
@@ -139,6 +157,11 @@ impl SimNode {
 
     pub fn request_count(&self) -> usize {
         self.shared.recorder.len()
+    }
+
+    /// TCP connections accepted since start (TLS or not).
+    pub fn connections(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
     }
 
     pub fn clear_requests(&self) {
@@ -230,6 +253,7 @@ async fn accept_loop(shared: Arc<NodeShared>) {
                 continue;
             }
         };
+        shared.accepted.fetch_add(1, Ordering::SeqCst);
         let node = shared.clone();
         let mut epoch = shared.epoch.subscribe();
         tokio::spawn(async move {

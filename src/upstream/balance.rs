@@ -1,30 +1,79 @@
-//! Node selection: round robin over the nodes that serve the request's API
-//! version, skipping nodes that recently refused connections (passive
-//! health). When every candidate is marked down, they are tried anyway:
-//! a stale mark must never turn a recovered cluster into a 503.
+//! Node selection and node health: round robin over the healthy nodes
+//! that serve the request's API version. A node is taken out (ejected)
+//! when requests to it fail (connect/TLS failure, reset, garbage, a 503)
+//! or when `fall` health checks in a row fail; it stays out for an
+//! exponential back-off (1 s doubling to 64 s) and, with active checks,
+//! until `rise` checks in a row pass after it. Without active checks a
+//! node is tried again once its back-off is over. When no node is up, the
+//! request gets 503 `no_healthy_node` (see `upstream::forward`).
+//!
+//! All state is atomics: reading it costs no lock on the request path.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a node that refused a connection is skipped.
-const DOWN_FOR: Duration = Duration::from_secs(5);
+use super::retry::{RetryBudget, RetrySettings};
+
+/// Back-off of the first ejection; doubled for each one after it.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest back-off.
+const BACKOFF_MAX: Duration = Duration::from_secs(64);
 
 /// Index of a node in `config.upstream.nodes`.
 pub type NodeIdx = usize;
 
-/// Round-robin state and passive health marks.
+/// The health of one node.
+#[derive(Default)]
+struct NodeHealth {
+    /// Down means ejected (the initial state is up).
+    down: AtomicBool,
+    /// Consecutive check results against the current state.
+    streak: AtomicU32,
+    /// Ejections since the node last served a request (back-off exponent).
+    ejections: AtomicU32,
+    /// Milliseconds since `epoch` before which the node is not taken back.
+    until: AtomicU64,
+}
+
+/// A node going up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Up,
+    Down,
+}
+
+impl Change {
+    /// The `to` label of `regate_node_state_changes_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Up => "up",
+            Change::Down => "down",
+        }
+    }
+}
+
+/// Round-robin state and node health.
 pub struct Balancer {
     all: Vec<NodeIdx>,
     /// (API version number, candidate nodes, cursor)
     by_version: Vec<(u16, Vec<NodeIdx>, AtomicUsize)>,
     cursor: AtomicUsize,
-    /// Per node: milliseconds since `epoch` until which it is skipped (0 = up).
-    down_until: Vec<AtomicU64>,
+    health: Vec<NodeHealth>,
+    /// Active checks bring nodes back; without them the back-off does.
+    active: bool,
     epoch: Instant,
+    /// What retries on another node may cost.
+    pub budget: RetryBudget,
 }
 
 impl Balancer {
-    pub fn new(nodes: usize, versions: &[(u16, Vec<NodeIdx>)]) -> Self {
+    /// `active`: health checks run (a node returns only by passing them).
+    pub fn new(
+        nodes: usize,
+        versions: &[(u16, Vec<NodeIdx>)],
+        active: bool,
+        retry: RetrySettings,
+    ) -> Self {
         Balancer {
             all: (0..nodes).collect(),
             by_version: versions
@@ -32,13 +81,15 @@ impl Balancer {
                 .map(|(v, n)| (*v, n.clone(), AtomicUsize::new(0)))
                 .collect(),
             cursor: AtomicUsize::new(0),
-            down_until: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
+            health: (0..nodes).map(|_| NodeHealth::default()).collect(),
+            active,
             epoch: Instant::now(),
+            budget: RetryBudget::new(retry),
         }
     }
 
-    /// Candidate nodes for a request of API `version`, in the order to try
-    /// them: healthy ones first, starting at the round-robin cursor.
+    /// Healthy candidate nodes for a request of API `version`, in the
+    /// order to try them, starting at the round-robin cursor.
     pub fn pick(&self, version: Option<u16>) -> Candidates<'_> {
         let (nodes, cursor) = match version.and_then(|v| self.by_version.iter().find(|e| e.0 == v))
         {
@@ -55,7 +106,6 @@ impl Balancer {
             nodes,
             start,
             step: 0,
-            pass_down: false,
         }
     }
 
@@ -63,68 +113,106 @@ impl Balancer {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// True when `node` is not marked down.
+    /// True when `node` may be sent requests.
     pub fn is_up(&self, node: NodeIdx) -> bool {
-        self.down_until
-            .get(node)
-            .is_none_or(|d| d.load(Ordering::Relaxed) <= self.now_ms())
+        let Some(h) = self.health.get(node) else {
+            return false;
+        };
+        !h.down.load(Ordering::Relaxed)
+            || (!self.active && h.until.load(Ordering::Relaxed) <= self.now_ms())
     }
 
-    /// Marks `node` as refusing connections for a while.
-    pub fn mark_down(&self, node: NodeIdx) {
-        if let Some(d) = self.down_until.get(node) {
-            d.store(
-                self.now_ms() + DOWN_FOR.as_millis() as u64,
-                Ordering::Relaxed,
-            );
+    /// Seconds until the first down node may come back (for `Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        let now = self.now_ms();
+        let soonest = self
+            .health
+            .iter()
+            .map(|h| h.until.load(Ordering::Relaxed).saturating_sub(now))
+            .min()
+            .unwrap_or(0);
+        soonest.div_ceil(1000).max(1)
+    }
+
+    /// Takes `node` out after a failed request; `Some` when it was up.
+    pub fn eject(&self, node: NodeIdx) -> Option<Change> {
+        let h = self.health.get(node)?;
+        let n = h.ejections.fetch_add(1, Ordering::Relaxed).min(16);
+        let backoff = BACKOFF_BASE
+            .saturating_mul(1 << n)
+            .min(BACKOFF_MAX)
+            .as_millis() as u64;
+        h.until.store(self.now_ms() + backoff, Ordering::Relaxed);
+        h.streak.store(0, Ordering::Relaxed);
+        (!h.down.swap(true, Ordering::Relaxed)).then_some(Change::Down)
+    }
+
+    /// A request to `node` got an answer: `Some` when that brought it back
+    /// (no active checks: its back-off was over and this was the trial).
+    pub fn served(&self, node: NodeIdx) -> Option<Change> {
+        let h = self.health.get(node)?;
+        if h.ejections.load(Ordering::Relaxed) != 0 {
+            h.ejections.store(0, Ordering::Relaxed);
         }
-    }
-
-    /// Clears the mark after a successful exchange.
-    pub fn mark_up(&self, node: NodeIdx) {
-        if let Some(d) = self.down_until.get(node) {
-            if d.load(Ordering::Relaxed) != 0 {
-                d.store(0, Ordering::Relaxed);
-            }
+        if !self.active && h.down.load(Ordering::Relaxed) {
+            return h.down.swap(false, Ordering::Relaxed).then_some(Change::Up);
         }
+        None
     }
 
-    /// Number of nodes currently not marked down.
+    /// Records a health check of `node`; `Some` on a change of state.
+    pub fn checked(&self, node: NodeIdx, passed: bool, rise: u32, fall: u32) -> Option<Change> {
+        let h = self.health.get(node)?;
+        let down = h.down.load(Ordering::Relaxed);
+        // a result that agrees with the current state ends a streak
+        if passed != down {
+            h.streak.store(0, Ordering::Relaxed);
+            return None;
+        }
+        if down && h.until.load(Ordering::Relaxed) > self.now_ms() {
+            // still backing off: passes count only after it
+            return None;
+        }
+        let streak = h.streak.fetch_add(1, Ordering::Relaxed) + 1;
+        if down && streak >= rise {
+            h.streak.store(0, Ordering::Relaxed);
+            h.down.store(false, Ordering::Relaxed);
+            return Some(Change::Up);
+        }
+        if !down && streak >= fall {
+            h.streak.store(0, Ordering::Relaxed);
+            h.down.store(true, Ordering::Relaxed);
+            return Some(Change::Down);
+        }
+        None
+    }
+
+    /// Number of nodes currently up.
     pub fn up_count(&self) -> usize {
-        (0..self.down_until.len())
-            .filter(|n| self.is_up(*n))
-            .count()
+        (0..self.health.len()).filter(|n| self.is_up(*n)).count()
     }
 }
 
-/// Iterator over the nodes to try: first the healthy ones in round-robin
-/// order, then (second pass) the ones marked down.
+/// Iterator over the healthy nodes to try, in round-robin order.
 pub struct Candidates<'a> {
     balancer: &'a Balancer,
     nodes: &'a [NodeIdx],
     start: usize,
     step: usize,
-    pass_down: bool,
 }
 
 impl Iterator for Candidates<'_> {
     type Item = NodeIdx;
 
     fn next(&mut self) -> Option<NodeIdx> {
-        loop {
-            if self.step == self.nodes.len() {
-                if self.pass_down || self.nodes.is_empty() {
-                    return None;
-                }
-                self.pass_down = true;
-                self.step = 0;
-            }
+        while self.step < self.nodes.len() {
             let node = self.nodes[(self.start + self.step) % self.nodes.len()];
             self.step += 1;
-            if self.balancer.is_up(node) != self.pass_down {
+            if self.balancer.is_up(node) {
                 return Some(node);
             }
         }
+        None
     }
 }
 
@@ -134,25 +222,56 @@ mod tests {
 
     #[test]
     fn round_robin_over_all() {
-        let b = Balancer::new(3, &[]);
+        let b = Balancer::new(3, &[], true, RetrySettings::default());
         let firsts: Vec<_> = (0..6).map(|_| b.pick(None).next().unwrap()).collect();
         assert_eq!(firsts, vec![0, 1, 2, 0, 1, 2]);
     }
 
     #[test]
-    fn down_nodes_are_tried_last() {
-        let b = Balancer::new(3, &[]);
-        b.mark_down(1);
-        let order: Vec<_> = b.pick(None).collect();
-        assert_eq!(order.len(), 3);
-        assert_eq!(*order.last().unwrap(), 1);
-        b.mark_up(1);
-        assert!(b.is_up(1));
+    fn ejected_nodes_are_skipped_until_checks_bring_them_back() {
+        let b = Balancer::new(3, &[], true, RetrySettings::default());
+        assert_eq!(b.eject(1), Some(Change::Down));
+        assert_eq!(b.eject(1), None, "already down");
+        for _ in 0..6 {
+            assert!(!b.pick(None).any(|n| n == 1));
+        }
+        assert_eq!(b.up_count(), 2);
+        // a request answered elsewhere does not bring it back
+        assert_eq!(b.served(1), None);
+        assert!(!b.is_up(1));
+        // checks during the back-off do not count
+        assert_eq!(b.checked(1, true, 1, 2), None);
+        assert!(!b.is_up(1));
+    }
+
+    #[test]
+    fn checks_fall_and_rise_after_the_backoff() {
+        let b = Balancer::new(1, &[], true, RetrySettings::default());
+        assert_eq!(b.checked(0, false, 2, 2), None);
+        assert_eq!(b.checked(0, true, 2, 2), None, "a pass ends the streak");
+        assert_eq!(b.checked(0, false, 2, 2), None);
+        assert_eq!(b.checked(0, false, 2, 2), Some(Change::Down));
+        assert_eq!(b.pick(None).next(), None);
+        // a fall by checks has no back-off: two passes bring it back
+        assert_eq!(b.checked(0, true, 2, 2), None);
+        assert_eq!(b.checked(0, true, 2, 2), Some(Change::Up));
+        assert_eq!(b.pick(None).next(), Some(0));
+    }
+
+    #[test]
+    fn without_checks_the_backoff_brings_a_node_back_on_trial() {
+        let b = Balancer::new(2, &[], false, RetrySettings::default());
+        b.eject(0);
+        assert!(!b.is_up(0));
+        assert!(b.retry_after_secs() >= 1);
+        b.health[0].until.store(0, Ordering::Relaxed);
+        assert!(b.is_up(0), "eligible again after the back-off");
+        assert_eq!(b.served(0), Some(Change::Up));
     }
 
     #[test]
     fn versions_use_their_subset() {
-        let b = Balancer::new(3, &[(2, vec![2])]);
+        let b = Balancer::new(3, &[(2, vec![2])], true, RetrySettings::default());
         for _ in 0..4 {
             assert_eq!(b.pick(Some(2)).collect::<Vec<_>>(), vec![2]);
         }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http::{header, HeaderValue, Request, Response};
+use http::{header, HeaderValue, Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -33,7 +33,7 @@ use crate::body::BoxError;
 use crate::config::{ConfigError, Upstream};
 use crate::server::tls::load_certs;
 
-use super::framing::ProtocolError;
+use super::framing::{self, HeadLimits, ProtocolError};
 use super::inline::{self, InlinePool};
 use super::inline_body::InlineBody;
 use super::pool::{Check, IdlePool};
@@ -101,6 +101,17 @@ impl StdError for ClientError {
     }
 }
 
+/// A failed attempt at one node, and how far it got: what decides whether
+/// the request may go to another node.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: ClientError,
+    /// Bytes of the request may have reached the node.
+    pub written: bool,
+    /// Bytes of a response had arrived.
+    pub answered: bool,
+}
+
 /// The response body of a node: streamed by hyper (requests that had a
 /// body) or read inline by the request's task (bodyless requests).
 pub enum NodeBody {
@@ -145,10 +156,12 @@ pub struct HttpClient {
     /// Raw connections, for bodyless requests (shared with their bodies,
     /// which give the connection back).
     inline: Arc<InlinePool>,
+    /// Response head limits, the same on both paths.
+    limits: HeadLimits,
 }
 
 /// What the inline path yields.
-type InlineResult = Result<Response<InlineBody>, ClientError>;
+type InlineResult = Result<Response<InlineBody>, Failed>;
 
 type Streamed<'a> =
     Pin<Box<dyn Future<Output = Result<Response<NodeBody>, ClientError>> + Send + 'a>>;
@@ -168,9 +181,10 @@ impl<F: Future<Output = InlineResult>> Future for Sending<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            SendingProj::Inline { fut } => fut
-                .poll(cx)
-                .map(|r| r.map(|resp| resp.map(NodeBody::Inline))),
+            SendingProj::Inline { fut } => fut.poll(cx).map(|r| {
+                r.map(|resp| resp.map(NodeBody::Inline))
+                    .map_err(|f| f.error)
+            }),
             SendingProj::Streamed { fut } => fut.as_mut().poll(cx),
             SendingProj::Failed { err } => {
                 Poll::Ready(Err(err.take().unwrap_or(ClientError::BadUri)))
@@ -179,12 +193,48 @@ impl<F: Future<Output = InlineResult>> Future for Sending<'_, F> {
     }
 }
 
-/// Builds the pooled client.
+type Attempted<'a> = Pin<Box<dyn Future<Output = Result<Response<NodeBody>, Failed>> + Send + 'a>>;
+
+pin_project_lite::pin_project! {
+    /// The future of [`HttpClient::attempt`].
+    #[project = AttemptProj]
+    pub enum Attempt<'a, F> {
+        Inline { #[pin] fut: F },
+        Streamed { fut: Attempted<'a> },
+        Failed { err: Option<Failed> },
+    }
+}
+
+impl<F: Future<Output = InlineResult>> Future for Attempt<'_, F> {
+    type Output = Result<Response<NodeBody>, Failed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AttemptProj::Inline { fut } => fut
+                .poll(cx)
+                .map(|r| r.map(|resp| resp.map(NodeBody::Inline))),
+            AttemptProj::Streamed { fut } => fut.as_mut().poll(cx),
+            AttemptProj::Failed { err } => Poll::Ready(Err(err.take().unwrap_or(Failed {
+                error: ClientError::BadUri,
+                written: false,
+                answered: false,
+            }))),
+        }
+    }
+}
+
+/// Builds the pooled client, with the default response head limits.
 pub fn build(up: &Upstream, connect_timeout: Duration) -> HttpClient {
+    build_with(up, connect_timeout, HeadLimits::default())
+}
+
+/// Builds the pooled client with these response head limits.
+pub fn build_with(up: &Upstream, connect_timeout: Duration, limits: HeadLimits) -> HttpClient {
     HttpClient {
         connector: Connector::new(up, connect_timeout),
         senders: IdlePool::new(up.pool_max_idle_per_node),
         inline: Arc::new(IdlePool::new(up.pool_max_idle_per_node)),
+        limits,
     }
 }
 
@@ -208,32 +258,88 @@ impl HttpClient {
             }
         };
         if req.body().is_end_stream() {
-            let fut = inline::send(&self.inline, &self.connector, req, https);
+            let fut = inline::send(&self.inline, &self.connector, &req, https, self.limits);
             return Sending::Inline { fut };
         }
         // Boxed: hyper's state stays out of the bodyless requests' futures.
         Sending::Streamed {
-            fut: Box::pin(self.request_streamed(req, https)),
+            fut: Box::pin(async move {
+                self.request_streamed(req, https)
+                    .await
+                    .map_err(|(f, _)| f.error)
+            }),
         }
     }
 
-    /// A request with a body, streamed by a pooled hyper connection.
+    /// One attempt at the node `slot`'s request URI names. The request
+    /// stays in `slot` when it can be sent again: a bodyless one always
+    /// (it is encoded, not consumed), one with a body only when not a
+    /// byte of it was written (connect or TLS failure, or a pooled
+    /// connection hyper found closed before sending). A plain function
+    /// returning a small future, as [`HttpClient::request`].
+    pub fn attempt<'a>(
+        &'a self,
+        slot: &'a mut Option<Request<UpstreamBody>>,
+    ) -> Attempt<'a, impl Future<Output = InlineResult> + 'a> {
+        let bad_uri = || Failed {
+            error: ClientError::BadUri,
+            written: false,
+            answered: false,
+        };
+        let https = match slot.as_ref().and_then(|r| r.uri().scheme()) {
+            Some(s) if *s == Scheme::HTTPS => true,
+            Some(s) if *s == Scheme::HTTP => false,
+            _ => {
+                return Attempt::Failed {
+                    err: Some(bad_uri()),
+                }
+            }
+        };
+        match slot {
+            Some(req) if req.body().is_end_stream() => Attempt::Inline {
+                fut: inline::send(&self.inline, &self.connector, req, https, self.limits),
+            },
+            _ => Attempt::Streamed {
+                fut: Box::pin(async move {
+                    let req = slot.take().ok_or_else(bad_uri)?;
+                    match self.request_streamed(req, https).await {
+                        Ok(resp) => Ok(resp),
+                        Err((failed, back)) => {
+                            *slot = back;
+                            Err(failed)
+                        }
+                    }
+                }),
+            },
+        }
+    }
+
+    /// A request with a body, streamed by a pooled hyper connection. On
+    /// failure, the request comes back when none of it was written (with
+    /// its absolute URI and no `Host` added, as it came in).
     async fn request_streamed(
         &self,
         mut req: Request<UpstreamBody>,
         https: bool,
-    ) -> Result<Response<NodeBody>, ClientError> {
+    ) -> Result<Response<NodeBody>, (Failed, Option<Request<UpstreamBody>>)> {
         let uri = req.uri().clone();
-        let authority = uri.authority().cloned().ok_or(ClientError::BadUri)?;
-        if !req.headers().contains_key(header::HOST) {
-            let host = host_header(&authority, https)?;
-            req.headers_mut().insert(header::HOST, host);
-        }
-        let pq = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(pq);
+        let unsent = |error, req| {
+            (
+                Failed {
+                    error,
+                    written: false,
+                    answered: false,
+                },
+                Some(req),
+            )
+        };
+        let Some(authority) = uri.authority().cloned() else {
+            return Err(unsent(ClientError::BadUri, req));
+        };
+        let host = match host_header(&authority, https) {
+            Ok(h) => h,
+            Err(e) => return Err(unsent(e, req)),
+        };
 
         // the most recently used sender that is ready (its previous
         // response body fully read); closed ones are dropped
@@ -248,12 +354,61 @@ impl HttpClient {
         });
         let mut tx = match pooled {
             Some(tx) => tx,
-            None => self.handshake(https, &authority).await?,
+            None => match self.handshake(https, &authority).await {
+                Ok(tx) => tx,
+                Err(e) => return Err(unsent(e, req)),
+            },
         };
-        let resp = tx.send_request(req).await.map_err(ClientError::Http)?;
+        let head_request = req.method() == Method::HEAD;
+        // the relative form goes to the node; the request comes back in
+        // its absolute form when hyper did not send it
+        let added_host = !req.headers().contains_key(header::HOST);
+        if added_host {
+            req.headers_mut().insert(header::HOST, host);
+        }
+        let pq = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+        let mut resp = match tx.try_send_request(req).await {
+            Ok(resp) => resp,
+            Err(mut e) => {
+                let back = e.take_message().map(|mut r| {
+                    *r.uri_mut() = uri;
+                    if added_host {
+                        r.headers_mut().remove(header::HOST);
+                    }
+                    r
+                });
+                let err = e.into_error();
+                let answered = err.is_parse() || err.is_parse_status() || err.is_parse_too_large();
+                return Err((
+                    Failed {
+                        error: ClientError::Http(err),
+                        written: back.is_none(),
+                        answered,
+                    },
+                    back,
+                ));
+            }
+        };
+        // the same head checks as the inline path, on the head hyper
+        // parsed; a response that fails them, or was framed two ways,
+        // leaves its connection unpooled (dropping the sender closes it)
+        let (version, status) = (resp.version(), resp.status());
+        let (_, keep_alive) = framing::check(status, version, resp.headers_mut(), head_request)
+            .map_err(|e| {
+                let failed = Failed {
+                    error: ClientError::Protocol(e),
+                    written: true,
+                    answered: true,
+                };
+                (failed, None)
+            })?;
         // kept while it may still be streaming the response body; over the
         // cap it finishes this response, then closes
-        if !tx.is_closed() {
+        if keep_alive && !tx.is_closed() {
             self.senders.put(node, tx);
         }
         Ok(resp.map(NodeBody::Hyper))
@@ -267,6 +422,8 @@ impl HttpClient {
     ) -> Result<http1::SendRequest<UpstreamBody>, ClientError> {
         let io = self.connector.connect(https, authority).await?;
         let (tx, conn) = http1::Builder::new()
+            .max_headers(self.limits.max_headers)
+            .max_header_size(self.limits.max_bytes)
             .handshake(TokioIo::new(io))
             .await
             .map_err(ClientError::Http)?;

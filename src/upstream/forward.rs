@@ -1,69 +1,242 @@
-//! Sending one authorized request to one node, under the connect and
-//! response-head deadlines, and classifying failures by who is at fault:
-//! a request body that broke the limits is the client's (413/408), a
-//! refused or reset connection is 502, a timeout is 504, a node speaking
-//! something other than HTTP is 502.
+//! Forwarding one authorized request to the cluster: the upstream
+//! request (canonical path, our forwarding headers), a healthy node by
+//! round robin, the response-head deadline over every attempt, passive
+//! ejection of a node that failed, and the retry on another node.
+//!
+//! A failed attempt goes to the next healthy node only when no byte of a
+//! response came back and either nothing of the request was written
+//! (connect or TLS failure) or the method is GET, HEAD or OPTIONS; a
+//! repeatable request answered `503` by a node also moves on. Every retry
+//! takes from the budget ([`super::retry`]). A request whose bytes may
+//! have reached a node is never sent again otherwise. Failures are
+//! classified by who is at fault: a request body that broke the limits is
+//! the client's (413/408), a refused or reset connection is 502, a
+//! timeout 504, a node speaking something other than HTTP 502.
 
 use std::error::Error as StdError;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
-use tokio::time::Timeout;
+use http::header::HeaderValue;
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, StatusCode};
 
 use crate::body::{BodyEnd, RequestBody, Tally};
 use crate::error::Reject;
+use crate::gateway::{Gateway, Snapshot};
 use crate::metrics::UpstreamErrorKind;
+use crate::observe::Exchange;
+use crate::policy::Permit;
 
-use super::client::{ClientError, HttpClient, NodeBody};
+use super::balance::{Change, NodeIdx};
+use super::client::{ClientError, NodeBody};
 use super::framing::ProtocolError;
+use super::headers;
+use super::inline::repeatable;
 
-/// Sends `req` at `sent` and waits for the response head at most
-/// `deadline` after it. A plain function returning a small future (see
-/// [`HttpClient::request`]).
-pub fn send<'a>(
-    client: &'a HttpClient,
-    req: Request<RequestBody>,
-    sent: Instant,
-    deadline: Duration,
-    tally: Option<&'a Tally>,
-) -> Forwarding<'a, impl Future<Output = Result<Response<NodeBody>, ClientError>> + 'a> {
-    // Config durations are at most a year; this cannot overflow in practice.
-    let until = sent
+/// Sends the authorized request (`parts` and `body`, as the client sent
+/// them) to a healthy node serving the permit's API version, retrying on
+/// another when that is safe, and records on `ex` which nodes were tried.
+pub async fn to_cluster(
+    gw: &Gateway,
+    snap: &Snapshot,
+    ex: &mut Exchange,
+    permit: &Permit,
+    mut parts: http::request::Parts,
+    body: RequestBody,
+) -> Result<Response<NodeBody>, Reject> {
+    let balancer = &snap.balancer;
+    let nodes = &snap.config.upstream.nodes;
+    let mut candidates = balancer.pick(Some(permit.version.0));
+    let Some(mut node_idx) = candidates.next() else {
+        return Err(Reject::NoHealthyNode {
+            retry_after_secs: balancer.retry_after_secs(),
+        });
+    };
+
+    // The upstream request: canonical path + the query untouched, our own
+    // framing and forwarding headers.
+    let path_and_query = match &ex.path {
+        None => ex.raw_target.clone(),
+        Some(p) => {
+            let pq = match ex.raw_target.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p.to_string(),
+            };
+            PathAndQuery::try_from(pq).map_err(|_| Reject::Internal)?
+        }
+    };
+    let x_forwarded_for = forwarded_for(snap, ex, &parts.headers);
+    headers::rewrite_request(
+        &mut parts.headers,
+        headers::Forwarded {
+            x_forwarded_for,
+            request_id: &ex.id,
+            authorization: snap.auth.upstream_authorization(),
+        },
+    );
+    let may_repeat = repeatable(&parts.method);
+    parts.uri = node_uri(&nodes[node_idx], path_and_query)?;
+    let mut slot = Some(Request::from_parts(parts, body));
+
+    let client = snap.client(ex.conn.worker);
+    let deadline = snap.config.timeouts.upstream_response;
+    let until = Instant::now()
         .checked_add(deadline)
-        .unwrap_or(sent + Duration::from_secs(366 * 86_400));
-    Forwarding {
-        inner: tokio::time::timeout_at(until.into(), client.request(req)),
-        tally,
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(366 * 86_400));
+    balancer.budget.note_request();
+    loop {
+        let node = &nodes[node_idx];
+        ex.node = Some(node.url.clone());
+        let sent = Instant::now();
+        let outcome = tokio::time::timeout_at(until.into(), client.attempt(&mut slot)).await;
+        let elapsed = sent.elapsed();
+        // since the first attempt (the deadline counts from there)
+        ex.upstream_elapsed =
+            Some(deadline.saturating_sub(until.saturating_duration_since(Instant::now())));
+        let failure = match outcome {
+            Err(_) => {
+                gw.metrics
+                    .observe_upstream(&node.url, elapsed, Some(UpstreamErrorKind::Timeout));
+                ex.tried.push((node.url.clone(), "timeout"));
+                return Err(Reject::UpstreamTimeout);
+            }
+            Ok(Ok(resp)) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                // the node says it cannot serve (not in an active cluster)
+                gw.metrics.observe_upstream(&node.url, elapsed, None);
+                eject(gw, snap, node_idx, &"answered 503");
+                ex.tried.push((node.url.clone(), "status_503"));
+                if may_repeat {
+                    if let Some(next) = next_node(gw, &mut candidates, snap, node_idx) {
+                        node_idx = next;
+                        retarget(&mut slot, &nodes[next])?;
+                        continue;
+                    }
+                }
+                ex.upstream_status = Some(resp.status());
+                return Ok(resp);
+            }
+            Ok(Ok(resp)) => {
+                if let Some(Change::Up) = balancer.served(node_idx) {
+                    gw.metrics.node_state_changed(&node.url, "up");
+                    tracing::info!(node = &*node.url, "node up: answered after its back-off");
+                }
+                gw.metrics.observe_upstream(&node.url, elapsed, None);
+                ex.upstream_status = Some(resp.status());
+                return Ok(resp);
+            }
+            Ok(Err(failed)) => failed,
+        };
+        let reject = classify(&failure.error, ex.tally.as_deref());
+        let kind = error_kind(&reject);
+        if let Some(kind) = kind {
+            gw.metrics.observe_upstream(&node.url, elapsed, Some(kind));
+        }
+        let why = match reject {
+            Reject::UpstreamUnreachable => "unreachable",
+            Reject::UpstreamProtocol => "bad_response",
+            Reject::UpstreamTimeout => "timeout",
+            _ => "client_body",
+        };
+        ex.tried.push((node.url.clone(), why));
+        if matches!(
+            reject,
+            Reject::UpstreamUnreachable | Reject::UpstreamProtocol
+        ) {
+            eject(gw, snap, node_idx, &failure.error);
+        }
+        let safe = !failure.answered
+            && (!failure.written || may_repeat)
+            && slot.is_some()
+            && reject == Reject::UpstreamUnreachable;
+        if safe {
+            if let Some(next) = next_node(gw, &mut candidates, snap, node_idx) {
+                tracing::debug!(
+                    from = &*node.url,
+                    to = &*nodes[next].url,
+                    error = %failure.error,
+                    "retrying on another node"
+                );
+                node_idx = next;
+                retarget(&mut slot, &nodes[next])?;
+                continue;
+            }
+        }
+        return Err(reject);
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The future of [`send`].
-    pub struct Forwarding<'a, F> {
-        #[pin]
-        inner: Timeout<F>,
-        tally: Option<&'a Tally>,
+/// The next healthy candidate, when the retry budget allows one.
+fn next_node(
+    gw: &Gateway,
+    candidates: &mut super::balance::Candidates<'_>,
+    snap: &Snapshot,
+    failed: NodeIdx,
+) -> Option<NodeIdx> {
+    let next = candidates.next()?;
+    let url = &snap.config.upstream.nodes[failed].url;
+    let granted = snap.balancer.budget.try_retry();
+    gw.metrics.upstream_retry(url, granted);
+    granted.then_some(next)
+}
+
+/// Takes a node out after a failed request, logging the change once.
+fn eject(gw: &Gateway, snap: &Snapshot, node: NodeIdx, why: &dyn std::fmt::Display) {
+    if let Some(Change::Down) = snap.balancer.eject(node) {
+        let url = &snap.config.upstream.nodes[node].url;
+        gw.metrics.node_state_changed(url, "down");
+        gw.metrics.set_node_up(url, false);
+        tracing::warn!(node = &**url, error = %why, "node down: a request to it failed");
     }
 }
 
-impl<F> Future for Forwarding<'_, F>
-where
-    F: Future<Output = Result<Response<NodeBody>, ClientError>>,
-{
-    type Output = Result<Response<NodeBody>, Reject>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        Poll::Ready(match ready!(this.inner.poll(cx)) {
-            Err(_) => Err(Reject::UpstreamTimeout),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(&e, *this.tally)),
-        })
-    }
+/// `scheme://authority` of the node with the request's path and query.
+fn node_uri(node: &crate::config::Node, pq: PathAndQuery) -> Result<Uri, Reject> {
+    let mut uri_parts = http::uri::Parts::default();
+    uri_parts.scheme = Some(node.scheme.clone());
+    uri_parts.authority = Some(node.authority.clone());
+    uri_parts.path_and_query = Some(pq);
+    Uri::from_parts(uri_parts).map_err(|_| Reject::Internal)
 }
+
+/// Points the request (still in `slot`) at another node.
+fn retarget(
+    slot: &mut Option<Request<RequestBody>>,
+    node: &crate::config::Node,
+) -> Result<(), Reject> {
+    let req = slot.as_mut().ok_or(Reject::Internal)?;
+    let pq = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *req.uri_mut() = node_uri(node, pq)?;
+    Ok(())
+}
+
+/// Our `X-Forwarded-For`: the socket peer, appended to the client's chain
+/// only when the peer is a trusted proxy.
+fn forwarded_for(snap: &Snapshot, ex: &Exchange, h: &http::HeaderMap) -> HeaderValue {
+    let trusted = &snap.config.trusted_proxies;
+    if !trusted.is_empty() && trusted.contains(ex.conn.peer.ip()) {
+        let chain: Vec<&str> = h
+            .get_all(headers::X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !chain.is_empty() {
+            let joined = format!("{}, {}", chain.join(", "), ex.conn.peer.ip());
+            if let Ok(v) = HeaderValue::from_str(&joined) {
+                return v;
+            }
+        }
+    }
+    ex.conn.peer_header.clone()
+}
+
+/// The nodes a request was tried on before its answer, and why each
+/// failed (audit: `upstream_tried`).
+pub type Tried = Vec<(Arc<str>, &'static str)>;
 
 /// Maps a client error to the [`Reject`] the caller sees.
 pub fn classify(e: &ClientError, tally: Option<&Tally>) -> Reject {

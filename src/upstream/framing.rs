@@ -10,10 +10,33 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode, Version};
 
-/// Most header lines accepted in a response head (hyper's default).
+use crate::wire;
+
+/// Most header lines accepted in a response head by default (hyper's).
 pub const MAX_HEADERS: usize = 100;
-/// Largest response head accepted.
+/// Largest response head accepted by default.
 pub const MAX_HEAD: usize = 64 * 1024;
+/// Header slots kept on the stack while parsing; a configured limit above
+/// it parses into slots on the heap.
+const STACK_HEADERS: usize = MAX_HEADERS;
+
+/// The size limits of a node's response head, the same on both client
+/// paths (`limits.upstream_max_header_bytes`, `limits.upstream_max_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    pub max_bytes: usize,
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_bytes: MAX_HEAD,
+            max_headers: MAX_HEADERS,
+        }
+    }
+}
+
 /// Longest chunk-size or trailer line.
 const MAX_LINE: usize = 4096;
 /// Largest trailer section (read and dropped).
@@ -24,7 +47,7 @@ const MAX_TRAILERS: usize = MAX_HEAD;
 pub enum ProtocolError {
     #[error("invalid response head: {0}")]
     Parse(#[from] httparse::Error),
-    #[error("response head larger than {MAX_HEAD} bytes")]
+    #[error("response head larger than the limit (limits.upstream_max_header_bytes)")]
     HeadTooLarge,
     #[error("invalid status code or version")]
     BadStatus,
@@ -68,32 +91,37 @@ pub struct Head {
 /// Parses the final response head at the front of `buf`, removing it (and
 /// any 1xx informational heads before it) from the buffer. `None`: more
 /// bytes are needed.
-pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, ProtocolError> {
+pub fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    limits: HeadLimits,
+) -> Result<Option<Head>, ProtocolError> {
+    let n = limits.max_headers.max(1);
+    let mut at_stack = [(0u32, 0u32, 0u32, 0u32); STACK_HEADERS];
+    let mut at_heap;
+    let at: &mut [At] = if n <= STACK_HEADERS {
+        &mut at_stack[..n]
+    } else {
+        at_heap = vec![(0u32, 0u32, 0u32, 0u32); n];
+        &mut at_heap
+    };
     loop {
-        // header positions in `buf`, so the values can share its memory
-        let mut at = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-        let mut res = httparse::Response::new(&mut []);
-        let len = match httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut res, buf, &mut slots)?
-        {
-            httparse::Status::Complete(len) => len,
-            httparse::Status::Partial if buf.len() >= MAX_HEAD => {
-                return Err(ProtocolError::HeadTooLarge)
-            }
-            httparse::Status::Partial => return Ok(None),
+        let scanned = if n <= STACK_HEADERS {
+            let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+            scan(buf, limits, &mut slots[..n], at)?
+        } else {
+            let mut slots: Vec<MaybeUninit<httparse::Header<'_>>> =
+                (0..n).map(|_| MaybeUninit::uninit()).collect();
+            scan(buf, limits, &mut slots, at)?
         };
-        if len > MAX_HEAD {
-            return Err(ProtocolError::HeadTooLarge);
-        }
-        let status = res
-            .code
-            .and_then(|c| StatusCode::from_u16(c).ok())
-            .ok_or(ProtocolError::BadStatus)?;
-        let version = match res.version {
-            Some(0) => Version::HTTP_10,
-            Some(1) => Version::HTTP_11,
-            _ => return Err(ProtocolError::BadStatus),
+        let Some(Scanned {
+            len,
+            status,
+            version,
+            count,
+        }) = scanned
+        else {
+            return Ok(None);
         };
         if status.is_informational() {
             // we never ask to switch protocols; other 1xx are skipped
@@ -102,20 +130,6 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
             }
             buf.advance(len);
             continue;
-        }
-        let base = buf.as_ptr() as usize;
-        let count = res.headers.len();
-        for (slot, h) in at.iter_mut().zip(res.headers.iter()) {
-            // offsets into `buf`, below MAX_HEAD (64 KiB): they fit; the
-            // ranges are checked again below
-            let name = (h.name.as_ptr() as usize).wrapping_sub(base);
-            let value = (h.value.as_ptr() as usize).wrapping_sub(base);
-            *slot = (
-                name as u32,
-                h.name.len() as u32,
-                value as u32,
-                h.value.len() as u32,
-            );
         }
         let raw = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(count + super::headers::ADDED_TO_RESPONSE);
@@ -133,7 +147,7 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
                 .map_err(|_| ProtocolError::BadHeader)?;
             headers.append(name, value);
         }
-        let (framing, keep_alive) = framing(status, version, &mut headers, head_request)?;
+        let (framing, keep_alive) = check(status, version, &mut headers, head_request)?;
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
@@ -146,88 +160,128 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>
     }
 }
 
-/// RFC 9112 §6.3, for a final (non-1xx) response.
-fn framing(
+/// Header positions in the head: (name offset, name length, value offset,
+/// value length).
+type At = (u32, u32, u32, u32);
+
+/// A complete head found at the front of the buffer.
+struct Scanned {
+    len: usize,
+    status: StatusCode,
+    version: Version,
+    /// Headers recorded in `at`.
+    count: usize,
+}
+
+/// Parses the head at the front of `buf` into offsets (`at`), so the
+/// values can share the buffer's memory once it is split off.
+fn scan<'b>(
+    buf: &'b [u8],
+    limits: HeadLimits,
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+    at: &mut [At],
+) -> Result<Option<Scanned>, ProtocolError> {
+    let mut res = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, buf, slots)?
+    {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial if buf.len() >= limits.max_bytes => {
+            return Err(ProtocolError::HeadTooLarge)
+        }
+        httparse::Status::Partial => return Ok(None),
+    };
+    if len > limits.max_bytes {
+        return Err(ProtocolError::HeadTooLarge);
+    }
+    let status = res
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(ProtocolError::BadStatus)?;
+    let version = match res.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(ProtocolError::BadStatus),
+    };
+    let base = buf.as_ptr() as usize;
+    for (slot, h) in at.iter_mut().zip(res.headers.iter()) {
+        // offsets into `buf`, below the head limit (at most 1 MiB): they
+        // fit; the ranges are checked again when the values are taken
+        let name = (h.name.as_ptr() as usize).wrapping_sub(base);
+        let value = (h.value.as_ptr() as usize).wrapping_sub(base);
+        *slot = (
+            name as u32,
+            h.name.len() as u32,
+            value as u32,
+            h.value.len() as u32,
+        );
+    }
+    Ok(Some(Scanned {
+        len,
+        status,
+        version,
+        count: res.headers.len(),
+    }))
+}
+
+/// RFC 9112 §6.3 for a final response head, and the checks both client
+/// paths apply before a response is relayed (the inline path on its own
+/// parse, the hyper path on the head hyper parsed):
+///
+/// - `101` (never asked for) and any other 1xx as a final answer: error;
+/// - `Transfer-Encoding` other than exactly `chunked`, or on HTTP/1.0: error;
+/// - `Transfer-Encoding` with `Content-Length`: the length is dropped (§6.3
+///   (3)) and the connection is not reused (the node framed it two ways);
+/// - differing or invalid `Content-Length` values: error; a list of equal
+///   values (`5, 5`) is forwarded as one;
+/// - no `Content-Length` is relayed on 204 and 304 (RFC 9110 §8.6; an h2
+///   client treats one as a protocol error); on answers to HEAD it is kept
+///   (it describes the GET) once valid.
+pub fn check(
     status: StatusCode,
     version: Version,
     headers: &mut HeaderMap,
     head_request: bool,
 ) -> Result<(Framing, bool), ProtocolError> {
-    let keep_alive =
-        version == Version::HTTP_11 && !has_token(headers, header::CONNECTION, "close");
-    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ProtocolError::UnexpectedUpgrade);
+    }
+    if status.is_informational() {
+        return Err(ProtocolError::BadStatus);
+    }
+    let mut keep_alive = version == Version::HTTP_11
+        && !wire::headers_have_token(headers, &header::CONNECTION, b"close");
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        headers.remove(header::CONTENT_LENGTH);
         return Ok((Framing::Length(0), keep_alive));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    if chunked {
         // HTTP/1.0 has no transfer codings; a coding other than chunked
         // could not be forwarded once Transfer-Encoding is stripped
-        if version != Version::HTTP_11 || !only_chunked(headers) {
+        if version != Version::HTTP_11 || !wire::only_chunked(headers) {
             return Err(ProtocolError::BadTransferEncoding);
         }
-        // §6.3 (3): an intermediary removes Content-Length before forwarding
-        headers.remove(header::CONTENT_LENGTH);
-        return Ok((Framing::Chunked, keep_alive));
-    }
-    match content_length(headers)? {
-        Some(n) => Ok((Framing::Length(n), keep_alive)),
-        None => Ok((Framing::Close, false)),
-    }
-}
-
-/// Whether a comma-list header holds `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
-}
-
-/// `Transfer-Encoding` is exactly `chunked` (in one or more lines).
-fn only_chunked(headers: &HeaderMap) -> bool {
-    let mut codings = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii);
-    codings
-        .next()
-        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
-        && codings.next().is_none()
-}
-
-/// The one Content-Length all values agree on; differing or invalid values
-/// are an error, identical duplicates are folded into one header.
-fn content_length(headers: &mut HeaderMap) -> Result<Option<u64>, ProtocolError> {
-    let mut found = None;
-    let mut values = 0;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|&b| b == b',') {
-            values += 1;
-            let n = decimal(part.trim_ascii()).ok_or(ProtocolError::BadContentLength)?;
-            if found.is_some_and(|f| f != n) {
-                return Err(ProtocolError::BadContentLength);
-            }
-            found = Some(n);
+        if headers.remove(header::CONTENT_LENGTH).is_some() {
+            keep_alive = false;
         }
     }
-    if let (Some(n), true) = (found, values > 1) {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    let length = wire::content_length(headers).map_err(|_| ProtocolError::BadContentLength)?;
+    if let Some(wire::Length {
+        value,
+        repeated: true,
+    }) = length
+    {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(value));
     }
-    Ok(found)
-}
-
-/// `1*DIGIT` as a u64, overflow-checked.
-fn decimal(b: &[u8]) -> Option<u64> {
-    if b.is_empty() {
-        return None;
+    if head_request {
+        return Ok((Framing::Length(0), keep_alive));
     }
-    b.iter().try_fold(0u64, |n, &d| {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    match (chunked, length) {
+        (true, _) => Ok((Framing::Chunked, keep_alive)),
+        (false, Some(l)) => Ok((Framing::Length(l.value), keep_alive)),
+        (false, None) => Ok((Framing::Close, false)),
+    }
 }
 
 /// What the chunked decoder made of the buffered bytes.
@@ -277,7 +331,8 @@ impl Chunked {
                     let Some(end) = line(buf)? else {
                         return Ok(Step::More);
                     };
-                    let size = chunk_size(&buf[..end])?;
+                    let size =
+                        wire::chunk_size(&buf[..end]).map_err(|_| ProtocolError::BadChunkSize)?;
                     buf.advance(end + 2);
                     self.remaining = size;
                     self.state = if size == 0 {
@@ -339,37 +394,6 @@ fn line(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
         Some(_) => Err(ProtocolError::BadChunkSize),
         None if buf.len() >= MAX_LINE => Err(ProtocolError::LineTooLong),
         None => Ok(None),
-    }
-}
-
-/// `1*HEXDIG [ BWS ";" extensions ]`, extensions ignored.
-fn chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
-        return Err(ProtocolError::BadChunkSize);
-    }
-    let mut size = 0u64;
-    for &d in &line[..digits] {
-        let v = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            _ => d - b'A' + 10,
-        };
-        size = size
-            .checked_mul(16)
-            .and_then(|s| s.checked_add(u64::from(v)))
-            .ok_or(ProtocolError::BadChunkSize)?;
-    }
-    let rest = &line[digits..];
-    let ws = rest
-        .iter()
-        .take_while(|&&b| b == b' ' || b == b'\t')
-        .count();
-    match rest.get(ws) {
-        // trailing whitespace is tolerated, as hyper does
-        None => Ok(size),
-        Some(b';') if rest.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)) => Ok(size),
-        _ => Err(ProtocolError::BadChunkSize),
     }
 }
 

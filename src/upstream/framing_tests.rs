@@ -5,7 +5,7 @@ use super::*;
 
 fn head(bytes: &[u8], head_request: bool) -> Result<Option<Head>, ProtocolError> {
     let mut buf = BytesMut::from(bytes);
-    parse_head(&mut buf, head_request)
+    parse_head(&mut buf, head_request, HeadLimits::default())
 }
 
 fn framing_of(bytes: &[u8]) -> (Framing, bool) {
@@ -41,7 +41,9 @@ fn head_keeps_headers_and_leaves_the_body() {
     let mut buf = BytesMut::from(
         &b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Multi: a\r\nX-Multi: b\r\nContent-Length: 2\r\n\r\n{}"[..],
     );
-    let h = parse_head(&mut buf, false).unwrap().unwrap();
+    let h = parse_head(&mut buf, false, HeadLimits::default())
+        .unwrap()
+        .unwrap();
     assert_eq!(h.response.status(), 200);
     assert_eq!(h.response.version(), Version::HTTP_11);
     assert_eq!(h.response.headers()["content-type"], "application/json");
@@ -69,13 +71,17 @@ fn informational_heads_are_skipped_but_101_is_refused() {
     let mut buf = BytesMut::from(
         &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"[..],
     );
-    let h = parse_head(&mut buf, false).unwrap().unwrap();
+    let h = parse_head(&mut buf, false, HeadLimits::default())
+        .unwrap()
+        .unwrap();
     assert_eq!(h.response.status(), 201);
     assert!(!h.response.headers().contains_key("link"));
     assert!(buf.is_empty());
     // only the 1xx arrived so far: consumed, more needed
     let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
-    assert!(parse_head(&mut buf, false).unwrap().is_none());
+    assert!(parse_head(&mut buf, false, HeadLimits::default())
+        .unwrap()
+        .is_none());
     assert!(buf.is_empty());
     assert!(matches!(
         head(

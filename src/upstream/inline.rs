@@ -6,8 +6,10 @@
 //!
 //! A pooled connection the node closed while idle is caught before use
 //! when its end already arrived, and otherwise retried once on a fresh
-//! connection when not a single response byte came back (see [`send`]).
-//! Requests with a body never come here (hyper streams those).
+//! connection when not a single response byte came back and the request
+//! may be repeated (see [`send`]): a written request is re-sent only when
+//! its method is GET, HEAD or OPTIONS. Requests with a body never come
+//! here (hyper streams those).
 
 use std::future::poll_fn;
 use std::io;
@@ -21,8 +23,8 @@ use http::{header, Method, Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::poll_read_buf;
 
-use super::client::{host_text, ClientError, UpstreamBody};
-use super::framing::{self, Head};
+use super::client::{host_text, ClientError, Failed, UpstreamBody};
+use super::framing::{self, Head, HeadLimits};
 use super::inline_body::InlineBody;
 use super::pool::{Check, IdlePool};
 use super::stream::{Connector, NodeStream};
@@ -98,12 +100,11 @@ impl Conn {
 /// How an exchange on one connection failed.
 enum Failure {
     /// Nothing came back, and the node may have closed the connection
-    /// before it saw the request (`written`: the whole head was sent).
-    Stale {
-        written: bool,
-        err: io::Error,
-    },
-    Other(ClientError),
+    /// before it saw the request (`written`: bytes of it were sent).
+    Stale { written: bool, err: io::Error },
+    /// Anything else, after the request was written; `answered`: bytes of
+    /// a response had arrived.
+    Other { err: ClientError, answered: bool },
 }
 
 /// Sends a bodyless `req` (absolute URI) and reads the response head.
@@ -111,9 +112,10 @@ enum Failure {
 /// The retry: a pooled connection can be closed by the node at the very
 /// moment it is reused. When that connection yields nothing at all (the
 /// write fails, or EOF/reset before the first response byte), the request
-/// goes once more over a fresh connection: always when the write failed
-/// (the node never saw a whole request), and for idempotent methods when it
-/// was written (RFC 9110 §9.2.2: a bodyless POST may have been acted on).
+/// goes once more over a fresh connection: always when not one byte of it
+/// was written, and only for GET, HEAD and OPTIONS when some was. In this
+/// API a bodyless PUT is an action and DELETE is destructive: a node may
+/// have acted on them before it closed, so they are never replayed.
 ///
 /// Not an `async fn`: the request is consumed here, before the future
 /// exists (it is encoded into the connection's buffer), so the future
@@ -122,11 +124,19 @@ enum Failure {
 pub fn send<'a>(
     pool: &'a Arc<InlinePool>,
     connector: &'a Connector,
-    req: Request<UpstreamBody>,
+    req: &Request<UpstreamBody>,
     https: bool,
-) -> impl std::future::Future<Output = Result<Response<InlineBody>, ClientError>> + 'a {
-    let prepared = prepare(pool, req, https);
-    async move { exchange_prepared(pool, connector, prepared?).await }
+    limits: HeadLimits,
+) -> impl std::future::Future<Output = Result<Response<InlineBody>, Failed>> + 'a {
+    let prepared = prepare(pool, req, https, limits);
+    async move {
+        let prepared = prepared.map_err(|error| Failed {
+            error,
+            written: false,
+            answered: false,
+        })?;
+        exchange_prepared(pool, connector, prepared).await
+    }
 }
 
 /// A request reduced to what the exchange needs: its encoded head (in the
@@ -136,6 +146,7 @@ struct Prepared {
     https: bool,
     head_request: bool,
     idempotent: bool,
+    limits: HeadLimits,
     node: usize,
     conn: Option<Box<Conn>>,
     head: Vec<u8>,
@@ -143,8 +154,9 @@ struct Prepared {
 
 fn prepare(
     pool: &InlinePool,
-    req: Request<UpstreamBody>,
+    req: &Request<UpstreamBody>,
     https: bool,
+    limits: HeadLimits,
 ) -> Result<Prepared, ClientError> {
     let authority = req.uri().authority().cloned().ok_or(ClientError::BadUri)?;
     let (node, mut conn) = pool.take(https, &authority, |c| {
@@ -159,11 +171,12 @@ fn prepare(
         Some(c) => &mut c.wbuf,
         None => &mut head,
     };
-    encode(out, &req, host_text(&authority, https));
+    encode(out, req, host_text(&authority, https));
     Ok(Prepared {
         https,
         head_request: req.method() == Method::HEAD,
-        idempotent: req.method().is_idempotent(),
+        idempotent: repeatable(req.method()),
+        limits,
         authority,
         node,
         conn,
@@ -175,12 +188,13 @@ async fn exchange_prepared(
     pool: &Arc<InlinePool>,
     connector: &Connector,
     p: Prepared,
-) -> Result<Response<InlineBody>, ClientError> {
+) -> Result<Response<InlineBody>, Failed> {
     let Prepared {
         authority,
         https,
         head_request,
         idempotent,
+        limits,
         node,
         conn,
         head,
@@ -193,16 +207,24 @@ async fn exchange_prepared(
     // extra poll of this task, and on an idle worker one non-blocking poll
     // for I/O before the write (a few us).
     tokio::task::yield_now().await;
+    let not_written = |error| Failed {
+        error,
+        written: false,
+        answered: false,
+    };
     let (mut conn, mut reused) = match conn {
         Some(c) => (c, true),
         None => {
-            let mut fresh = Conn::new(connect(connector, https, &authority).await?);
+            let io = connect(connector, https, &authority)
+                .await
+                .map_err(not_written)?;
+            let mut fresh = Conn::new(io);
             fresh.wbuf = head;
             (fresh, false)
         }
     };
     loop {
-        match exchange(&mut conn, head_request).await {
+        match exchange(&mut conn, head_request, limits).await {
             Ok(head) => {
                 let Head {
                     response,
@@ -214,17 +236,41 @@ async fn exchange_prepared(
             }
             Err(Failure::Stale { written, err }) => {
                 if !reused || (written && !idempotent) {
-                    return Err(ClientError::Io(err));
+                    return Err(Failed {
+                        error: ClientError::Io(err),
+                        written,
+                        answered: false,
+                    });
                 }
                 tracing::debug!(error = %err, "pooled upstream connection was closed; retrying once");
-                let mut fresh = Conn::new(connect(connector, https, &authority).await?);
+                let io = connect(connector, https, &authority)
+                    .await
+                    .map_err(|error| Failed {
+                        error,
+                        written,
+                        answered: false,
+                    })?;
+                let mut fresh = Conn::new(io);
                 std::mem::swap(&mut fresh.wbuf, &mut conn.wbuf);
                 conn = fresh;
                 reused = false;
             }
-            Err(Failure::Other(e)) => return Err(e),
+            Err(Failure::Other { err, answered }) => {
+                return Err(Failed {
+                    error: err,
+                    written: true,
+                    answered,
+                })
+            }
         }
     }
+}
+
+/// Methods a written request may be sent again for (RFC 9110 §9.2.1 safe
+/// methods): PUT and DELETE are idempotent on paper, but this API's bodyless
+/// PUTs are actions (`/actions/rebalance`) and DELETE destroys.
+pub fn repeatable(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// A new connection to the node. Boxed: the connect state (TCP, TLS
@@ -239,24 +285,41 @@ async fn connect(
 }
 
 /// Writes the request head, then reads until a final response head.
-async fn exchange(conn: &mut Conn, head_request: bool) -> Result<Head, Failure> {
+async fn exchange(
+    conn: &mut Conn,
+    head_request: bool,
+    limits: HeadLimits,
+) -> Result<Head, Failure> {
+    // Bytes the transport accepted may have reached the node: only a
+    // write that failed before any was accepted leaves nothing written.
+    let mut sent = 0;
     let written = async {
-        conn.io.write_all(&conn.wbuf).await?;
+        while sent < conn.wbuf.len() {
+            match conn.io.write(&conn.wbuf[sent..]).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => sent += n,
+            }
+        }
         conn.io.flush().await
     };
     if let Err(err) = written.await {
         return Err(Failure::Stale {
-            written: false,
+            written: sent > 0,
             err,
         });
     }
     let mut received = 0;
     loop {
         if !conn.buf.is_empty() {
-            match framing::parse_head(&mut conn.buf, head_request) {
+            match framing::parse_head(&mut conn.buf, head_request, limits) {
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
-                Err(e) => return Err(Failure::Other(ClientError::Protocol(e))),
+                Err(e) => {
+                    return Err(Failure::Other {
+                        err: ClientError::Protocol(e),
+                        answered: true,
+                    })
+                }
             }
         }
         match poll_fn(|cx| conn.poll_fill(cx)).await {
@@ -267,16 +330,24 @@ async fn exchange(conn: &mut Conn, head_request: bool) -> Result<Head, Failure> 
                 })
             }
             Ok(0) => {
-                return Err(Failure::Other(ClientError::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "node closed the connection mid-head",
-                ))))
+                return Err(Failure::Other {
+                    err: ClientError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "node closed the connection mid-head",
+                    )),
+                    answered: true,
+                })
             }
             Ok(n) => received += n,
             Err(err) if received == 0 && dropped(&err) => {
                 return Err(Failure::Stale { written: true, err })
             }
-            Err(err) => return Err(Failure::Other(ClientError::Io(err))),
+            Err(err) => {
+                return Err(Failure::Other {
+                    err: ClientError::Io(err),
+                    answered: received > 0,
+                })
+            }
         }
     }
 }

@@ -94,6 +94,11 @@ impl World {
         if !setup.extra.contains("[audit]") {
             config.push_str("\n[audit]\npath = \"audit.jsonl\"\nfsync = \"always\"\n");
         }
+        // Active health checks probe every node at start and every 5 s: a
+        // test that counts what the nodes received asks for them itself.
+        if !setup.extra.contains("[upstream.health]") {
+            config.push_str("\n[upstream.health]\nenabled = false\n");
+        }
         if !setup.extra.contains("[metrics]") {
             config.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
         }
