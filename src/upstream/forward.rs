@@ -77,6 +77,12 @@ pub async fn to_cluster(
     );
     let may_repeat = repeatable(&parts.method);
     parts.uri = node_uri(&nodes[node_idx], path_and_query)?;
+    // HTTP/1.1 to the nodes whatever the client spoke: hyper frames a body
+    // of unknown length as chunked only on HTTP/1.1 (an h2 or HTTP/1.0
+    // request's version kept here sent its body as nothing at all); the
+    // client connection's extensions stay on the client side
+    parts.version = http::Version::HTTP_11;
+    parts.extensions = http::Extensions::new();
     let mut slot = Some(Request::from_parts(parts, body));
 
     let client = snap.client(ex.conn.worker);
