@@ -153,7 +153,9 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     };
     let key = match (table, key_text.is_empty() || key_text.starts_with('[')) {
         (Some(t), false) => format!("{t}.{key_text}"),
-        (Some(t), true) => t,
+        // an unterminated `[` names no table (found by fuzz/config_load)
+        (Some(t), true) if !t.is_empty() => t,
+        (Some(_), true) => "<file>".to_string(),
         (None, false) => key_text,
         (None, true) => "<file>".to_string(),
     };
