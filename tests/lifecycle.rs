@@ -84,6 +84,11 @@ fn check_config_names_the_broken_key() {
         ),
         // a table header cut at its `[` names the file, never an empty key
         (format!("[\n{GOOD}"), "<file>: line 1: "),
+        // a control character in a configured path stays on the one line
+        (
+            GOOD.replace("server.pem", "missing\\nserver.pem"),
+            "missing\\nserver.pem",
+        ),
     ]
     .into_iter()
     .enumerate()
