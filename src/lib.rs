@@ -14,6 +14,8 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod linger;
 pub mod metrics;

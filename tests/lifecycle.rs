@@ -82,6 +82,13 @@ fn check_config_names_the_broken_key() {
             format!("{GOOD}[limits]\nmax_header_bytes = 5000000000\n"),
             "limits.max_header_bytes",
         ),
+        // a table header cut at its `[` names the file, never an empty key
+        (format!("[\n{GOOD}"), "<file>: line 1: "),
+        // a control character in a configured path stays on the one line
+        (
+            GOOD.replace("server.pem", "missing\\nserver.pem"),
+            "missing\\nserver.pem",
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -32,15 +32,19 @@ async fn read_until_close(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool)
 
 #[tokio::test]
 async fn plain_http_on_the_tls_port_is_closed_at_once() {
-    let w = World::start().await;
+    // a handshake deadline far beyond the wait: a close can only come from
+    // the bytes being refused, not from the timer
+    let w = World::with(Setup {
+        extra: "[timeouts]\ntls_handshake = \"300s\"\n".into(),
+        ..Setup::default()
+    })
+    .await;
     let mut s = TcpStream::connect(w.addr).await.unwrap();
     s.write_all(b"GET /v1/bdbs HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let t = Instant::now();
-    let (bytes, closed) = read_until_close(&mut s, Duration::from_secs(2)).await;
+    let (bytes, closed) = read_until_close(&mut s, Duration::from_secs(60)).await;
     assert!(closed, "connection left open");
-    assert!(t.elapsed() < Duration::from_secs(1));
     assert!(!bytes.starts_with(b"HTTP/"), "no HTTP may be exchanged");
     assert!(w.upstream_requests().is_empty());
 }
@@ -109,12 +113,12 @@ async fn silent_connections_are_closed_at_the_handshake_deadline() {
     // the accept loop keeps serving others meanwhile
     let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
     assert_eq!(r.status, 200);
-    let t = Instant::now();
+    // nothing else closes a silent connection: each closing is the deadline
+    // (the wait's own limit only stops a hang)
     for s in idle.iter_mut() {
-        let (_, closed) = read_until_close(s, Duration::from_secs(4)).await;
+        let (_, closed) = read_until_close(s, Duration::from_secs(60)).await;
         assert!(closed);
     }
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }
 
 #[tokio::test]
@@ -188,7 +192,15 @@ async fn per_ip_connection_cap_refuses_extra_connections() {
     assert!(closed);
     assert!(w.gateway.gateway.observer.conns_refused() >= 1);
     drop((a, b));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // wait until the gateway has seen both close and released their slots
+    let conns = w.gateway.connections.clone();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while conns.open() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("connection slots released");
     let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
     assert_eq!(r.status, 200, "slots are released when connections close");
 }
@@ -254,7 +266,15 @@ async fn accept_loop_recovers_from_fd_exhaustion() {
             flood.push(s);
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // the gateway runs out of descriptors while the flood is open: wait for
+    // it to say so before releasing them
+    let mut logs = Vec::new();
+    while !logs.iter().any(|l: &String| l.contains("out of resources")) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => logs.push(line),
+            Err(e) => panic!("no back-off logged ({e}): {logs:?}"),
+        }
+    }
     drop(flood);
     // it logged the exhaustion and keeps serving
     let client = TestClient::new(&pki.ca_pem, false);
@@ -277,10 +297,5 @@ async fn accept_loop_recovers_from_fd_exhaustion() {
     assert!(
         ok,
         "the gateway did not recover after descriptor exhaustion"
-    );
-    let logs: Vec<String> = rx.try_iter().collect();
-    assert!(
-        logs.iter().any(|l| l.contains("out of resources")),
-        "no back-off logged: {logs:?}"
     );
 }

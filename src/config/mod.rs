@@ -27,9 +27,24 @@ impl ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// One line: control characters (a newline in a configured path, say)
+    /// are written escaped (found by fuzz/config_load).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.problem)
+        one_line(f, &self.key)?;
+        f.write_str(": ")?;
+        one_line(f, &self.problem)
     }
+}
+
+fn one_line(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    use fmt::Write;
+    for c in s.chars() {
+        match c.is_control() {
+            true => write!(f, "{}", c.escape_default())?,
+            false => f.write_char(c)?,
+        }
+    }
+    Ok(())
 }
 
 impl std::error::Error for ConfigError {}
@@ -175,7 +190,9 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     };
     let key = match (table, key_text.is_empty() || key_text.starts_with('[')) {
         (Some(t), false) => format!("{t}.{key_text}"),
-        (Some(t), true) => t,
+        // an unterminated `[` names no table (found by fuzz/config_load)
+        (Some(t), true) if !t.is_empty() => t,
+        (Some(_), true) => "<file>".to_string(),
         (None, false) => key_text,
         (None, true) => "<file>".to_string(),
     };

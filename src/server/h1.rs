@@ -349,6 +349,31 @@ fn build_request(head: Head, bytes: &Bytes) -> Option<Request<ClientBody>> {
     Some(req)
 }
 
+/// For the fuzz targets only (`crate::fuzzing::fast_path`): the decision
+/// [`serve`] makes on the bytes read so far, with the same limits, and the
+/// request it would hand to the pipeline. Keep in step with `serve`.
+#[doc(hidden)]
+pub fn fuzz_decide(
+    buf: &[u8],
+    max_headers: usize,
+    max_head: usize,
+) -> crate::fuzzing::FastPath<Request<ClientBody>> {
+    use crate::fuzzing::FastPath;
+    match parse(buf, max_headers.min(MAX_FAST_HEADERS)) {
+        Parsed::Fast(h) if h.len > max_head => FastPath::Handover,
+        Parsed::Fast(h) => {
+            let len = h.len;
+            match build_request(h, &Bytes::copy_from_slice(&buf[..len])) {
+                Some(req) => FastPath::Serve { head_len: len, req },
+                None => FastPath::Handover,
+            }
+        }
+        Parsed::Foreign => FastPath::Handover,
+        Parsed::Partial if buf.len() >= max_head => FastPath::Handover,
+        Parsed::Partial => FastPath::NeedMore,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

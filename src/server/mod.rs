@@ -1,7 +1,7 @@
 //! The client side: TLS config, the accept loop and per-connection serving.
 
 pub mod conn;
-mod h1;
+pub(crate) mod h1;
 mod h1_write;
 mod h2_flood;
 pub mod listener;
