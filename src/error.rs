@@ -53,6 +53,9 @@ pub enum Reject {
     UpstreamProtocol,
     /// The node did not connect or answer within its deadline.
     UpstreamTimeout,
+    /// The node redirected the request somewhere regate does not follow
+    /// (not a configured node, another path, a second redirect).
+    UpstreamRedirect,
     /// No node is configured/healthy for this request.
     NoUpstream,
     /// Every node serving the request is out of rotation (failed requests
@@ -160,6 +163,11 @@ impl Reject {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no_upstream_available".into(),
                     "no cluster node is available".into(),
+                ),
+                UpstreamRedirect => (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_redirect".into(),
+                    "the cluster node redirected the request outside the gateway".into(),
                 ),
                 NoHealthyNode { .. } => (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -91,6 +91,10 @@ pub struct UpstreamFile {
     /// `[upstream.retry]`: the retry budget.
     #[serde(default)]
     pub retry: UpstreamRetryFile,
+    /// `[upstream.aliases]`: `"host:port"` a node is known by inside the
+    /// cluster (in a `307`'s `Location`) -> one of `nodes`.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
 }
 
 /// `[upstream.health]`
@@ -192,6 +196,8 @@ pub struct LimitsFile {
     pub upstream_max_header_bytes: usize,
     /// Most header lines accepted in a node's response head.
     pub upstream_max_headers: usize,
+    /// Largest request body kept to re-send after a node's `307`.
+    pub redirect_body_bytes: u64,
 }
 
 impl Default for LimitsFile {
@@ -205,6 +211,7 @@ impl Default for LimitsFile {
             max_h2_streams: 100,
             upstream_max_header_bytes: 64 * 1024,
             upstream_max_headers: 100,
+            redirect_body_bytes: 1024 * 1024,
         }
     }
 }

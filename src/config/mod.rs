@@ -76,6 +76,8 @@ pub struct Upstream {
     pub health: crate::upstream::health::HealthSettings,
     /// `[upstream.retry]`
     pub retry: crate::upstream::retry::RetrySettings,
+    /// `[upstream.aliases]`: another authority of a node (index into `nodes`).
+    pub aliases: Vec<(Authority, usize)>,
 }
 
 /// One cluster node.
@@ -111,6 +113,8 @@ pub struct Limits {
     pub max_h2_streams: u32,
     /// Response head limits towards the nodes (both client paths).
     pub upstream_head: crate::upstream::framing::HeadLimits,
+    /// Request bodies up to this size are kept to follow a node's `307`.
+    pub redirect_body_bytes: u64,
 }
 
 /// Reads, parses and validates `path`. All problems are returned, each
@@ -339,6 +343,24 @@ fn validate_upstream(
         }
         versions.push((number.unwrap_or(0), idx));
     }
+    let mut aliases = Vec::new();
+    for (alias, url) in &u.aliases {
+        let key = format!("upstream.aliases.\"{alias}\"");
+        let authority = match alias.parse::<Authority>() {
+            Ok(a) if a.port_u16().is_some() && !alias.contains('@') => Some(a),
+            _ => {
+                errs.push(ConfigError::new(&key, "write it as host:port"));
+                None
+            }
+        };
+        match u.nodes.iter().position(|n| n == url) {
+            Some(i) => aliases.extend(authority.map(|a| (a, i))),
+            None => errs.push(ConfigError::new(
+                &key,
+                format!("`{url}` is not one of upstream.nodes"),
+            )),
+        }
+    }
     let health = validate_health(&u.health, base, errs);
     let retry = validate_retry(&u.retry, errs);
     if errs.len() > before {
@@ -351,6 +373,7 @@ fn validate_upstream(
         versions,
         health: health?,
         retry: retry?,
+        aliases,
     })
 }
 
@@ -560,6 +583,7 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
             max_bytes: l.upstream_max_header_bytes,
             max_headers: l.upstream_max_headers,
         },
+        redirect_body_bytes: l.redirect_body_bytes,
     }
 }
 

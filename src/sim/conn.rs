@@ -80,7 +80,7 @@ pub(crate) async fn serve<S: Transport>(io: S, node: Arc<NodeShared>) {
         }
         let io = &mut conn.io;
         let written = match mode {
-            Mode::Normal | Mode::NotInCluster | Mode::Status(_) => {
+            Mode::Normal | Mode::NotInCluster | Mode::Status(_) | Mode::Redirect(_) => {
                 reply::write(io, &reply, head_only, !keep_alive).await
             }
             Mode::SlowHead(delay) => {
@@ -118,6 +118,10 @@ fn answer(node: &NodeShared, call: &Call) -> (Mode, Reply) {
     let reply = match mode {
         Mode::NotInCluster => api::not_in_cluster(),
         Mode::Status(status) => api::forced_status(status),
+        Mode::Redirect(ref base) => {
+            reply::Reply::error(307, "redirect_to_master", "this node is not the master")
+                .with_header("Location", format!("{base}{}", call.head.target))
+        }
         _ => node.api.answer(call),
     };
     (mode, reply)

@@ -48,6 +48,10 @@ pub enum Mode {
     HugeHead,
     /// Adds 40 header lines to the response.
     ManyHeaders,
+    /// A follower: answers `307 Temporary Redirect` with `Location:` this
+    /// base URL followed by the request's target (e.g. the master's
+    /// internal address).
+    Redirect(String),
     /// Sends a valid response, then an unsolicited second one.
     Smuggle,
     /// `200` with `Content-Length: 5, 5` and a 5-byte body (kept open).

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use http::header::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode};
+use http_body::Body as _;
 
 use crate::body::{BodyEnd, RequestBody, Tally};
 use crate::error::Reject;
@@ -78,6 +79,29 @@ pub async fn to_cluster(
     let may_repeat = repeatable(&parts.method);
     parts.uri = node_uri(&nodes[node_idx], path_and_query)?;
     let mut slot = Some(Request::from_parts(parts, body));
+    // A small body of known length is read first and kept, so a node's
+    // `307` can be followed with it (boxed: a rare, large state).
+    let mut resend = None;
+    if let Some(req) = slot.as_mut() {
+        let limit = snap.config.limits.redirect_body_bytes;
+        if req
+            .body()
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n > 0 && n <= limit)
+        {
+            let body = std::mem::replace(req.body_mut(), RequestBody::empty());
+            let bytes = Box::pin(read_small(body, ex.tally.as_deref())).await?;
+            *req.body_mut() = RequestBody::full(bytes.clone());
+            resend = Some(Box::new(Resend {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                headers: req.headers().clone(),
+                body: bytes,
+            }));
+        }
+    }
+    let mut redirected = false;
 
     let client = snap.client(ex.conn.worker);
     let deadline = snap.config.timeouts.upstream_response;
@@ -115,6 +139,31 @@ pub async fn to_cluster(
                 }
                 ex.upstream_status = Some(resp.status());
                 return Ok(resp);
+            }
+            Ok(Ok(resp))
+                if resp.status() == StatusCode::TEMPORARY_REDIRECT
+                    || resp.status() == StatusCode::PERMANENT_REDIRECT =>
+            {
+                gw.metrics.observe_upstream(&node.url, elapsed, None);
+                ex.tried.push((node.url.clone(), "redirect"));
+                let target = (!redirected)
+                    .then(|| redirect_target(snap, node_idx, &resp, &slot, resend.as_deref()))
+                    .flatten();
+                let Some(next) = target else {
+                    tracing::warn!(
+                        node = &*node.url,
+                        location = ?resp.headers().get(http::header::LOCATION),
+                        "a node redirected outside the gateway; refused"
+                    );
+                    return Err(Reject::UpstreamRedirect);
+                };
+                if slot.is_none() {
+                    slot = resend.as_ref().map(|r| r.request());
+                }
+                redirected = true;
+                node_idx = next;
+                retarget(&mut slot, &nodes[next])?;
+                continue;
             }
             Ok(Ok(resp)) => {
                 if let Some(Change::Up) = balancer.served(node_idx) {
@@ -164,6 +213,93 @@ pub async fn to_cluster(
         }
         return Err(reject);
     }
+}
+
+/// A request kept whole to follow a node's redirect with.
+struct Resend {
+    method: http::Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Resend {
+    fn request(&self) -> Request<RequestBody> {
+        let mut req = Request::new(RequestBody::full(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// Reads a small request body whole (its limits and deadline are the
+/// stream's own); a failure is the client's, as the tally says.
+async fn read_small(body: RequestBody, tally: Option<&Tally>) -> Result<bytes::Bytes, Reject> {
+    use http_body_util::BodyExt;
+    match body.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(match tally.map(Tally::end) {
+            Some(BodyEnd::TooLarge) => Reject::PayloadTooLarge,
+            Some(BodyEnd::TimedOut) => Reject::RequestTimeout,
+            _ => Reject::BadRequest {
+                code: "request_body_error",
+                description: "the request body could not be read",
+            },
+        }),
+    }
+}
+
+/// The configured node a `307`/`308` points at, when regate may follow
+/// it: `Location` names a node by its configured authority or an
+/// `[upstream.aliases]` one (or is relative: the same node), for the very
+/// path and query the policy decided on, and the request can be sent
+/// again (bodyless, or its body kept).
+fn redirect_target(
+    snap: &Snapshot,
+    from: NodeIdx,
+    resp: &Response<NodeBody>,
+    slot: &Option<Request<RequestBody>>,
+    resend: Option<&Resend>,
+) -> Option<NodeIdx> {
+    let sent = match (slot, resend) {
+        (Some(req), _) => req.uri(),
+        (None, Some(r)) => &r.uri,
+        (None, None) => return None,
+    };
+    let location: Uri = resp
+        .headers()
+        .get(http::header::LOCATION)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    if location.path_and_query().map(PathAndQuery::as_str)
+        != sent.path_and_query().map(PathAndQuery::as_str)
+    {
+        return None;
+    }
+    let Some(authority) = location.authority() else {
+        return Some(from);
+    };
+    let https = location.scheme() != Some(&http::uri::Scheme::HTTP);
+    let up = &snap.config.upstream;
+    let port = |a: &http::uri::Authority, https: bool| {
+        a.port_u16().unwrap_or(if https { 443 } else { 80 })
+    };
+    let same = |a: &http::uri::Authority, a_https: bool| {
+        a.host().eq_ignore_ascii_case(authority.host())
+            && port(a, a_https) == port(authority, https)
+    };
+    up.nodes
+        .iter()
+        .position(|n| same(&n.authority, n.scheme == http::uri::Scheme::HTTPS))
+        .or_else(|| {
+            up.aliases
+                .iter()
+                .find(|(a, i)| same(a, up.nodes[*i].scheme == http::uri::Scheme::HTTPS))
+                .map(|(_, i)| *i)
+        })
 }
 
 /// The next healthy candidate, when the retry budget allows one.
