@@ -118,7 +118,8 @@ fn answer(node: &NodeShared, call: &Call) -> (Mode, Reply) {
     let reply = match mode {
         Mode::NotInCluster => api::not_in_cluster(),
         Mode::Status(status) => api::forced_status(status),
-        Mode::Redirect(ref base) => {
+        // node-local calls are answered by the follower itself
+        Mode::Redirect(ref base) if !call.head.target.starts_with("/v1/bootstrap") => {
             reply::Reply::error(307, "redirect_to_master", "this node is not the master")
                 .with_header("Location", format!("{base}{}", call.head.target))
         }

@@ -50,7 +50,7 @@ pub enum Mode {
     ManyHeaders,
     /// A follower: answers `307 Temporary Redirect` with `Location:` this
     /// base URL followed by the request's target (e.g. the master's
-    /// internal address).
+    /// internal address); `GET /v1/bootstrap` (node-local) it answers itself.
     Redirect(String),
     /// Sends a valid response, then an unsolicited second one.
     Smuggle,
