@@ -73,8 +73,9 @@ pub struct TlsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamFile {
-    /// Base URLs of the cluster nodes: `https://host:9443` (or `http://`).
-    pub nodes: Vec<String>,
+    /// The cluster nodes: base URLs `https://host:9443` (or `http://`), or
+    /// tables `{ name = "n1", url = "https://...", pin_sha256 = [...] }`.
+    pub nodes: Vec<NodeEntry>,
     /// PEM bundle trusted for the nodes' certificates. Required for https nodes.
     pub ca: Option<String>,
     /// Server name to verify in the nodes' certificates instead of the URL's host.
@@ -145,6 +146,36 @@ impl Default for UpstreamRetryFile {
             budget_percent: 20,
             budget_window: "10s".into(),
             min_per_window: 10,
+        }
+    }
+}
+
+/// One entry of `[upstream] nodes`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NodeEntry {
+    Url(String),
+    Table(NodeTable),
+}
+
+/// `{ name = "n1", url = "https://...", pin_sha256 = ["base64", ...] }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTable {
+    /// What clients name the node by in `regate-node` (node-local calls).
+    pub name: Option<String>,
+    pub url: String,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo, base64: one of
+    /// them must match (on top of the CA verification).
+    #[serde(default)]
+    pub pin_sha256: Vec<String>,
+}
+
+impl NodeEntry {
+    pub fn url(&self) -> &str {
+        match self {
+            NodeEntry::Url(u) => u,
+            NodeEntry::Table(t) => &t.url,
         }
     }
 }

@@ -185,19 +185,23 @@ pub async fn to_cluster(
             Reject::UpstreamUnreachable => "unreachable",
             Reject::UpstreamProtocol => "bad_response",
             Reject::UpstreamTimeout => "timeout",
+            Reject::UpstreamTls => "tls",
             _ => "client_body",
         };
+        if reject == Reject::UpstreamTls {
+            tracing::warn!(node = &*node.url, error = %failure.error, "the node's certificate failed verification");
+        }
         ex.tried.push((node.url.clone(), why));
         if matches!(
             reject,
-            Reject::UpstreamUnreachable | Reject::UpstreamProtocol
+            Reject::UpstreamUnreachable | Reject::UpstreamProtocol | Reject::UpstreamTls
         ) {
             eject(gw, snap, node_idx, &failure.error);
         }
         let safe = !failure.answered
             && (!failure.written || may_repeat)
             && slot.is_some()
-            && reject == Reject::UpstreamUnreachable;
+            && matches!(reject, Reject::UpstreamUnreachable | Reject::UpstreamTls);
         if safe {
             if let Some(next) = next_node(gw, &mut candidates, snap, node_idx) {
                 tracing::debug!(
@@ -390,9 +394,22 @@ pub fn classify(e: &ClientError, tally: Option<&Tally>) -> Reject {
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     let mut timed_out = false;
     let mut protocol = false;
+    let mut tls = false;
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            // tokio-rustls wraps the handshake's error in an io::Error,
+            // whose `source` skips it
+            tls |= io.get_ref().is_some_and(|e| {
+                matches!(
+                    e.downcast_ref::<rustls::Error>(),
+                    Some(
+                        rustls::Error::InvalidCertificate(_)
+                            | rustls::Error::NoCertificatesPresented
+                            | rustls::Error::InvalidCertRevocationList(_)
+                    )
+                )
+            });
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             protocol |= h.is_parse() || h.is_parse_status() || h.is_parse_too_large();
@@ -405,6 +422,8 @@ pub fn classify(e: &ClientError, tally: Option<&Tally>) -> Reject {
     }
     if timed_out {
         Reject::UpstreamTimeout
+    } else if tls {
+        Reject::UpstreamTls
     } else if protocol {
         Reject::UpstreamProtocol
     } else {
@@ -418,6 +437,7 @@ pub fn error_kind(r: &Reject) -> Option<UpstreamErrorKind> {
         Reject::UpstreamUnreachable => Some(UpstreamErrorKind::Unreachable),
         Reject::UpstreamTimeout => Some(UpstreamErrorKind::Timeout),
         Reject::UpstreamProtocol => Some(UpstreamErrorKind::Protocol),
+        Reject::UpstreamTls => Some(UpstreamErrorKind::Tls),
         _ => None,
     }
 }
