@@ -49,11 +49,22 @@ pub async fn to_cluster(
     let balancer = &snap.balancer;
     let nodes = &snap.config.upstream.nodes;
     let mut candidates = balancer.pick(Some(permit.version.0));
-    let Some(mut node_idx) = candidates.next() else {
+    // A node-local call goes to the node the client names, and only there.
+    let chosen = match parts.headers.get(headers::REGATE_NODE) {
+        None => None,
+        Some(v) => Some(named_node(nodes, v)?),
+    };
+    let fixed = chosen.filter(|_| node_local(permit, &parts.method));
+    let Some(mut node_idx) = fixed.or_else(|| candidates.next()) else {
         return Err(Reject::NoHealthyNode {
             retry_after_secs: balancer.retry_after_secs(),
         });
     };
+    let bound = fixed.is_some();
+    if bound {
+        // no other node may answer in its place
+        candidates = balancer.pick_none();
+    }
 
     // The upstream request: canonical path + the query untouched, our own
     // framing and forwarding headers.
@@ -104,9 +115,8 @@ pub async fn to_cluster(
     let mut redirected = false;
 
     let client = snap.client(ex.conn.worker);
-    let deadline = snap.config.timeouts.upstream_response;
     let until = Instant::now()
-        .checked_add(deadline)
+        .checked_add(snap.config.timeouts.upstream_response)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(366 * 86_400));
     balancer.budget.note_request();
     loop {
@@ -116,8 +126,12 @@ pub async fn to_cluster(
         let outcome = tokio::time::timeout_at(until.into(), client.attempt(&mut slot)).await;
         let elapsed = sent.elapsed();
         // since the first attempt (the deadline counts from there)
-        ex.upstream_elapsed =
-            Some(deadline.saturating_sub(until.saturating_duration_since(Instant::now())));
+        ex.upstream_elapsed = Some(
+            snap.config
+                .timeouts
+                .upstream_response
+                .saturating_sub(until.saturating_duration_since(Instant::now())),
+        );
         let failure = match outcome {
             Err(_) => {
                 gw.metrics
@@ -146,7 +160,7 @@ pub async fn to_cluster(
             {
                 gw.metrics.observe_upstream(&node.url, elapsed, None);
                 ex.tried.push((node.url.clone(), "redirect"));
-                let target = (!redirected)
+                let target = (!redirected && !bound)
                     .then(|| redirect_target(snap, node_idx, &resp, &slot, resend.as_deref()))
                     .flatten();
                 let Some(next) = target else {
@@ -217,6 +231,31 @@ pub async fn to_cluster(
         }
         return Err(reject);
     }
+}
+
+/// The configured node a `regate-node` header names (400 `unknown_node`
+/// for any other value).
+fn named_node(nodes: &[crate::config::Node], v: &HeaderValue) -> Result<NodeIdx, Reject> {
+    nodes
+        .iter()
+        .position(|n| {
+            n.name
+                .as_deref()
+                .is_some_and(|name| name.as_bytes() == v.as_bytes())
+        })
+        .ok_or(Reject::BadRequest {
+            code: "unknown_node",
+            description: "regate-node names no configured node",
+        })
+}
+
+/// Calls a single node answers about itself: the profile's `node_local`
+/// routes (`/v1/local/*`, `/v2/local/*`), `/v1/debuginfo/node*` and
+/// `GET /v1/bootstrap`.
+fn node_local(permit: &Permit, method: &http::Method) -> bool {
+    permit.node_local
+        || permit.template.starts_with("/v1/debuginfo/node")
+        || (*method == http::Method::GET && &*permit.template == "/v1/bootstrap")
 }
 
 /// A request kept whole to follow a node's redirect with.
