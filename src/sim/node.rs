@@ -42,6 +42,8 @@ pub enum Mode {
     ShortBody,
     /// Answers every request with this status and a JSON error body.
     Status(u16),
+    /// Answers every request `503` with `Retry-After:` these seconds.
+    Busy(u64),
     /// Sends two differing `Content-Length` headers.
     BadCl,
     /// Adds a 200 KiB header to the response.

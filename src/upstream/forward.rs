@@ -113,6 +113,9 @@ pub async fn to_cluster(
         }
     }
     let mut redirected = false;
+    let mut waited = false;
+    // a node's Retry-After to wait out before the next attempt
+    let mut pause_ms = 0u32;
 
     let client = snap.client(ex.conn.worker);
     let until = Instant::now()
@@ -120,6 +123,10 @@ pub async fn to_cluster(
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(366 * 86_400));
     balancer.budget.note_request();
     loop {
+        if pause_ms > 0 {
+            let pause = Duration::from_millis(u64::from(std::mem::take(&mut pause_ms)));
+            Box::pin(tokio::time::sleep(pause)).await;
+        }
         let node = &nodes[node_idx];
         ex.node = Some(node.url.clone());
         let sent = Instant::now();
@@ -148,6 +155,14 @@ pub async fn to_cluster(
                     if let Some(next) = next_node(gw, &mut candidates, snap, node_idx) {
                         node_idx = next;
                         retarget(&mut slot, &nodes[next])?;
+                        continue;
+                    }
+                    // no other node: its Retry-After, when the deadline
+                    // allows it, is waited out once
+                    let wait = retry_after(&resp).filter(|w| Instant::now() + *w < until);
+                    if let Some(wait) = wait.filter(|_| !waited && balancer.budget.try_retry()) {
+                        waited = true;
+                        pause_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
                         continue;
                     }
                 }
@@ -231,6 +246,12 @@ pub async fn to_cluster(
         }
         return Err(reject);
     }
+}
+
+/// A `Retry-After` in seconds (an HTTP date is not waited for).
+fn retry_after(resp: &Response<NodeBody>) -> Option<Duration> {
+    let v = resp.headers().get(http::header::RETRY_AFTER)?;
+    crate::wire::decimal(v.as_bytes().trim_ascii()).map(Duration::from_secs)
 }
 
 /// The configured node a `regate-node` header names (400 `unknown_node`
