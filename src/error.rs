@@ -53,6 +53,11 @@ pub enum Reject {
     UpstreamProtocol,
     /// The node did not connect or answer within its deadline.
     UpstreamTimeout,
+    /// The node redirected the request somewhere regate does not follow
+    /// (not a configured node, another path, a second redirect).
+    UpstreamRedirect,
+    /// The node's certificate failed verification (CA, name or SPKI pin).
+    UpstreamTls,
     /// No node is configured/healthy for this request.
     NoUpstream,
     /// Every node serving the request is out of rotation (failed requests
@@ -160,6 +165,16 @@ impl Reject {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no_upstream_available".into(),
                     "no cluster node is available".into(),
+                ),
+                UpstreamTls => (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_tls".into(),
+                    "the cluster node's certificate failed verification".into(),
+                ),
+                UpstreamRedirect => (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_redirect".into(),
+                    "the cluster node redirected the request outside the gateway".into(),
                 ),
                 NoHealthyNode { .. } => (
                     StatusCode::SERVICE_UNAVAILABLE,

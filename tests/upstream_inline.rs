@@ -226,6 +226,9 @@ async fn head_response_has_no_body_and_keeps_the_connection() {
         versions: Vec::new(),
         health: Default::default(),
         retry: Default::default(),
+        aliases: Vec::new(),
+        verifier: None,
+        server_name: None,
     };
     let client = regate::upstream::client::build(&up, Duration::from_secs(2));
     let send = |method: &str| {

@@ -227,3 +227,51 @@ async fn no_healthy_node_is_503_with_retry_after_on_both_protocols() {
         assert!(after >= 1, "{after}");
     }
 }
+
+#[tokio::test]
+async fn a_retry_after_is_waited_out_within_the_deadline() {
+    let w = World::with(Setup {
+        extra: "[timeouts]\nupstream_response = \"5s\"\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    w.node(0).set_mode(Mode::Busy(1));
+    // the node recovers once it has refused the first attempt
+    let node = w.node(0).clone();
+    let recover = tokio::spawn(async move {
+        while node.request_count() < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        node.set_mode(Mode::Normal);
+    });
+    let t = std::time::Instant::now();
+    let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
+    recover.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(950));
+    assert_eq!(received(&w, "GET", "/v1/bdbs"), 2);
+
+    // a write is not repeated: the 503 passes through
+    w.node(0).set_mode(Mode::Busy(1));
+    let r = w
+        .client(false)
+        .call("DELETE", &w.url("/v1/bdbs/7"), Some(ADMIN), &[], b"")
+        .await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(received(&w, "DELETE", "/v1/bdbs/7"), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
+    let w = World::with(Setup {
+        extra: "[timeouts]\nupstream_response = \"2s\"\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    w.node(0).set_mode(Mode::Busy(30));
+    let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["retry-after"], "30");
+    assert_eq!(received(&w, "GET", "/v1/bdbs"), 1);
+}

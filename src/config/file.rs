@@ -73,8 +73,9 @@ pub struct TlsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamFile {
-    /// Base URLs of the cluster nodes: `https://host:9443` (or `http://`).
-    pub nodes: Vec<String>,
+    /// The cluster nodes: base URLs `https://host:9443` (or `http://`), or
+    /// tables `{ name = "n1", url = "https://...", pin_sha256 = [...] }`.
+    pub nodes: Vec<NodeEntry>,
     /// PEM bundle trusted for the nodes' certificates. Required for https nodes.
     pub ca: Option<String>,
     /// Server name to verify in the nodes' certificates instead of the URL's host.
@@ -91,6 +92,10 @@ pub struct UpstreamFile {
     /// `[upstream.retry]`: the retry budget.
     #[serde(default)]
     pub retry: UpstreamRetryFile,
+    /// `[upstream.aliases]`: `"host:port"` a node is known by inside the
+    /// cluster (in a `307`'s `Location`) -> one of `nodes`.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
 }
 
 /// `[upstream.health]`
@@ -145,6 +150,36 @@ impl Default for UpstreamRetryFile {
     }
 }
 
+/// One entry of `[upstream] nodes`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NodeEntry {
+    Url(String),
+    Table(NodeTable),
+}
+
+/// `{ name = "n1", url = "https://...", pin_sha256 = ["base64", ...] }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTable {
+    /// What clients name the node by in `regate-node` (node-local calls).
+    pub name: Option<String>,
+    pub url: String,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo, base64: one of
+    /// them must match (on top of the CA verification).
+    #[serde(default)]
+    pub pin_sha256: Vec<String>,
+}
+
+impl NodeEntry {
+    pub fn url(&self) -> &str {
+        match self {
+            NodeEntry::Url(u) => u,
+            NodeEntry::Table(t) => &t.url,
+        }
+    }
+}
+
 fn default_pool_idle() -> usize {
     64
 }
@@ -195,6 +230,8 @@ pub struct LimitsFile {
     pub upstream_max_header_bytes: usize,
     /// Most header lines accepted in a node's response head.
     pub upstream_max_headers: usize,
+    /// Largest request body kept to re-send after a node's `307`.
+    pub redirect_body_bytes: u64,
 }
 
 impl Default for LimitsFile {
@@ -209,6 +246,7 @@ impl Default for LimitsFile {
             max_linger_bytes: 8 * 1024 * 1024,
             upstream_max_header_bytes: 64 * 1024,
             upstream_max_headers: 100,
+            redirect_body_bytes: 1024 * 1024,
         }
     }
 }

@@ -101,6 +101,13 @@ pub struct Upstream {
     pub health: crate::upstream::health::HealthSettings,
     /// `[upstream.retry]`
     pub retry: crate::upstream::retry::RetrySettings,
+    /// `[upstream.aliases]`: another authority of a node (index into `nodes`).
+    pub aliases: Vec<(Authority, usize)>,
+    /// The CA verification of `tls`, for nodes with SPKI pins (checked on
+    /// top of it); `None` without a CA.
+    pub verifier: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// `upstream.server_name`: the name verified instead of each URL's host.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 /// One cluster node.
@@ -110,6 +117,10 @@ pub struct Node {
     pub url: Arc<str>,
     pub scheme: Scheme,
     pub authority: Authority,
+    /// The name clients pick it by (`regate-node`), when given.
+    pub name: Option<Arc<str>>,
+    /// SHA-256 SPKI pins: with any, the certificate must match one.
+    pub pins: Vec<[u8; 32]>,
 }
 
 /// Every deadline, resolved.
@@ -142,6 +153,8 @@ pub struct Limits {
     pub max_linger_bytes: u64,
     /// Response head limits towards the nodes (both client paths).
     pub upstream_head: crate::upstream::framing::HeadLimits,
+    /// Request bodies up to this size are kept to follow a node's `307`.
+    pub redirect_body_bytes: u64,
 }
 
 /// Reads, parses and validates `path`. All problems are returned, each
@@ -325,7 +338,7 @@ fn validate_upstream(
     }
     let mut nodes = Vec::new();
     for (i, n) in u.nodes.iter().enumerate() {
-        match parse_node(n) {
+        match parse_node(n.url()).and_then(|node| node_extras(node, n, &nodes)) {
             Ok(node) => nodes.push(node),
             Err(e) => errs.push(ConfigError::new(format!("upstream.nodes[{i}]"), e)),
         }
@@ -341,6 +354,26 @@ fn validate_upstream(
     let tls = crate::upstream::client::tls_config(ca.as_deref())
         .map_err(|e| errs.push(e))
         .ok();
+    let verifier = match &ca {
+        Some(ca) => crate::upstream::client::tls_verifier(ca)
+            .map_err(|e| errs.push(e))
+            .ok(),
+        None => None,
+    };
+    let server_name = match &u.server_name {
+        None => None,
+        Some(n) => match rustls::pki_types::ServerName::try_from(n.clone()) {
+            Ok(name) => Some(name),
+            Err(_) => {
+                errs.push(ConfigError::new(
+                    "upstream.server_name",
+                    format!("`{n}` is not a DNS name or IP address"),
+                ));
+                None
+            }
+        },
+    };
+
     if u.pool_max_idle_per_node == 0 {
         errs.push(ConfigError::new(
             "upstream.pool_max_idle_per_node",
@@ -362,7 +395,7 @@ fn validate_upstream(
         }
         let mut idx = Vec::new();
         for (j, url) in urls.iter().enumerate() {
-            match u.nodes.iter().position(|n| n == url) {
+            match u.nodes.iter().position(|n| n.url() == url) {
                 Some(p) => idx.push(p),
                 None => errs.push(ConfigError::new(
                     format!("{key}[{j}]"),
@@ -371,6 +404,24 @@ fn validate_upstream(
             }
         }
         versions.push((number.unwrap_or(0), idx));
+    }
+    let mut aliases = Vec::new();
+    for (alias, url) in &u.aliases {
+        let key = format!("upstream.aliases.\"{alias}\"");
+        let authority = match alias.parse::<Authority>() {
+            Ok(a) if a.port_u16().is_some() && !alias.contains('@') => Some(a),
+            _ => {
+                errs.push(ConfigError::new(&key, "write it as host:port"));
+                None
+            }
+        };
+        match u.nodes.iter().position(|n| n.url() == url) {
+            Some(i) => aliases.extend(authority.map(|a| (a, i))),
+            None => errs.push(ConfigError::new(
+                &key,
+                format!("`{url}` is not one of upstream.nodes"),
+            )),
+        }
     }
     let health = validate_health(&u.health, base, errs);
     let retry = validate_retry(&u.retry, errs);
@@ -384,6 +435,9 @@ fn validate_upstream(
         versions,
         health: health?,
         retry: retry?,
+        aliases,
+        verifier,
+        server_name,
     })
 }
 
@@ -509,7 +563,46 @@ fn parse_node(text: &str) -> Result<Node, String> {
         url: Arc::from(text.trim_end_matches('/')),
         scheme,
         authority,
+        name: None,
+        pins: Vec::new(),
     })
+}
+
+/// The `name` and `pin_sha256` of a node table: names are unique and
+/// plain (`[A-Za-z0-9._-]`, as a header carries them); pins are base64
+/// SHA-256 digests, on https nodes only.
+fn node_extras(mut node: Node, entry: &file::NodeEntry, before: &[Node]) -> Result<Node, String> {
+    let file::NodeEntry::Table(t) = entry else {
+        return Ok(node);
+    };
+    if let Some(name) = &t.name {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(plain) {
+            return Err(format!(
+                "name `{name}`: 1 to 64 letters, digits, '.', '_' or '-'"
+            ));
+        }
+        if before
+            .iter()
+            .any(|n| n.name.as_deref() == Some(name.as_str()))
+        {
+            return Err(format!("name `{name}` is given to two nodes"));
+        }
+        node.name = Some(Arc::from(name.as_str()));
+    }
+    if !t.pin_sha256.is_empty() && node.scheme != Scheme::HTTPS {
+        return Err("pin_sha256 needs an https:// node".into());
+    }
+    for pin in &t.pin_sha256 {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(pin.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| format!("pin_sha256 `{pin}` is not a base64 SHA-256 digest"))?;
+        node.pins.push(bytes);
+    }
+    Ok(node)
 }
 
 fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Option<Timeouts> {
@@ -595,6 +688,7 @@ fn validate_limits(l: &file::LimitsFile, errs: &mut Vec<ConfigError>) -> Limits 
             max_bytes: l.upstream_max_header_bytes,
             max_headers: l.upstream_max_headers,
         },
+        redirect_body_bytes: l.redirect_body_bytes,
     }
 }
 

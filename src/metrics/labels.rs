@@ -52,6 +52,8 @@ pub enum UpstreamErrorKind {
     Timeout,
     /// Not valid HTTP.
     Protocol,
+    /// The node's certificate failed verification.
+    Tls,
 }
 
 impl UpstreamErrorKind {
@@ -60,6 +62,7 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Unreachable => "unreachable",
             UpstreamErrorKind::Timeout => "timeout",
             UpstreamErrorKind::Protocol => "protocol",
+            UpstreamErrorKind::Tls => "tls",
         }
     }
 }

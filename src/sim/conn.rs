@@ -80,9 +80,11 @@ pub(crate) async fn serve<S: Transport>(io: S, node: Arc<NodeShared>) {
         }
         let io = &mut conn.io;
         let written = match mode {
-            Mode::Normal | Mode::NotInCluster | Mode::Status(_) => {
-                reply::write(io, &reply, head_only, !keep_alive).await
-            }
+            Mode::Normal
+            | Mode::NotInCluster
+            | Mode::Status(_)
+            | Mode::Busy(_)
+            | Mode::Redirect(_) => reply::write(io, &reply, head_only, !keep_alive).await,
             Mode::SlowHead(delay) => {
                 tokio::time::sleep(delay).await;
                 reply::write(io, &reply, head_only, !keep_alive).await
@@ -118,6 +120,12 @@ fn answer(node: &NodeShared, call: &Call) -> (Mode, Reply) {
     let reply = match mode {
         Mode::NotInCluster => api::not_in_cluster(),
         Mode::Status(status) => api::forced_status(status),
+        Mode::Busy(secs) => api::forced_status(503).with_header("Retry-After", secs.to_string()),
+        // node-local calls are answered by the follower itself
+        Mode::Redirect(ref base) if !call.head.target.starts_with("/v1/bootstrap") => {
+            reply::Reply::error(307, "redirect_to_master", "this node is not the master")
+                .with_header("Location", format!("{base}{}", call.head.target))
+        }
         _ => node.api.answer(call),
     };
     (mode, reply)

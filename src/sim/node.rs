@@ -42,12 +42,18 @@ pub enum Mode {
     ShortBody,
     /// Answers every request with this status and a JSON error body.
     Status(u16),
+    /// Answers every request `503` with `Retry-After:` these seconds.
+    Busy(u64),
     /// Sends two differing `Content-Length` headers.
     BadCl,
     /// Adds a 200 KiB header to the response.
     HugeHead,
     /// Adds 40 header lines to the response.
     ManyHeaders,
+    /// A follower: answers `307 Temporary Redirect` with `Location:` this
+    /// base URL followed by the request's target (e.g. the master's
+    /// internal address); `GET /v1/bootstrap` (node-local) it answers itself.
+    Redirect(String),
     /// Sends a valid response, then an unsolicited second one.
     Smuggle,
     /// `200` with `Content-Length: 5, 5` and a 5-byte body (kept open).

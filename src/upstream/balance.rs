@@ -109,6 +109,16 @@ impl Balancer {
         }
     }
 
+    /// No candidates at all (a request bound to one node).
+    pub fn pick_none(&self) -> Candidates<'_> {
+        Candidates {
+            balancer: self,
+            nodes: &[],
+            start: 0,
+            step: 0,
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }

@@ -62,6 +62,20 @@ pub fn tls_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Config
     Ok(Arc::new(cfg))
 }
 
+/// The CA verification of `ca` alone (SPKI pins are checked on top of it).
+pub fn tls_verifier(ca: &Path) -> Result<Arc<rustls::client::WebPkiServerVerifier>, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs(ca, "upstream.ca")? {
+        roots
+            .add(cert)
+            .map_err(|e| ConfigError::new("upstream.ca", format!("unusable CA: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| ConfigError::new("upstream.ca", format!("unusable CA: {e}")))
+}
+
 /// Why a request to a node failed.
 #[derive(Debug)]
 pub enum ClientError {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use http::header::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode};
+use http_body::Body as _;
 
 use crate::body::{BodyEnd, RequestBody, Tally};
 use crate::error::Reject;
@@ -48,11 +49,22 @@ pub async fn to_cluster(
     let balancer = &snap.balancer;
     let nodes = &snap.config.upstream.nodes;
     let mut candidates = balancer.pick(Some(permit.version.0));
-    let Some(mut node_idx) = candidates.next() else {
+    // A node-local call goes to the node the client names, and only there.
+    let chosen = match parts.headers.get(headers::REGATE_NODE) {
+        None => None,
+        Some(v) => Some(named_node(nodes, v)?),
+    };
+    let fixed = chosen.filter(|_| node_local(permit, &parts.method));
+    let Some(mut node_idx) = fixed.or_else(|| candidates.next()) else {
         return Err(Reject::NoHealthyNode {
             retry_after_secs: balancer.retry_after_secs(),
         });
     };
+    let bound = fixed.is_some();
+    if bound {
+        // no other node may answer in its place
+        candidates = balancer.pick_none();
+    }
 
     // The upstream request: canonical path + the query untouched, our own
     // framing and forwarding headers.
@@ -84,22 +96,55 @@ pub async fn to_cluster(
     parts.version = http::Version::HTTP_11;
     parts.extensions = http::Extensions::new();
     let mut slot = Some(Request::from_parts(parts, body));
+    // A small body of known length is read first and kept, so a node's
+    // `307` can be followed with it (boxed: a rare, large state).
+    let mut resend = None;
+    if let Some(req) = slot.as_mut() {
+        let limit = snap.config.limits.redirect_body_bytes;
+        if req
+            .body()
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n > 0 && n <= limit)
+        {
+            let body = std::mem::replace(req.body_mut(), RequestBody::empty());
+            let bytes = Box::pin(read_small(body, ex.tally.as_deref())).await?;
+            *req.body_mut() = RequestBody::full(bytes.clone());
+            resend = Some(Box::new(Resend {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                headers: req.headers().clone(),
+                body: bytes,
+            }));
+        }
+    }
+    let mut redirected = false;
+    let mut waited = false;
+    // a node's Retry-After to wait out before the next attempt
+    let mut pause_ms = 0u32;
 
     let client = snap.client(ex.conn.worker);
-    let deadline = snap.config.timeouts.upstream_response;
     let until = Instant::now()
-        .checked_add(deadline)
+        .checked_add(snap.config.timeouts.upstream_response)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(366 * 86_400));
     balancer.budget.note_request();
     loop {
+        if pause_ms > 0 {
+            let pause = Duration::from_millis(u64::from(std::mem::take(&mut pause_ms)));
+            Box::pin(tokio::time::sleep(pause)).await;
+        }
         let node = &nodes[node_idx];
         ex.node = Some(node.url.clone());
         let sent = Instant::now();
         let outcome = tokio::time::timeout_at(until.into(), client.attempt(&mut slot)).await;
         let elapsed = sent.elapsed();
         // since the first attempt (the deadline counts from there)
-        ex.upstream_elapsed =
-            Some(deadline.saturating_sub(until.saturating_duration_since(Instant::now())));
+        ex.upstream_elapsed = Some(
+            snap.config
+                .timeouts
+                .upstream_response
+                .saturating_sub(until.saturating_duration_since(Instant::now())),
+        );
         let failure = match outcome {
             Err(_) => {
                 gw.metrics
@@ -118,9 +163,42 @@ pub async fn to_cluster(
                         retarget(&mut slot, &nodes[next])?;
                         continue;
                     }
+                    // no other node: its Retry-After, when the deadline
+                    // allows it, is waited out once
+                    let wait = retry_after(&resp).filter(|w| Instant::now() + *w < until);
+                    if let Some(wait) = wait.filter(|_| !waited && balancer.budget.try_retry()) {
+                        waited = true;
+                        pause_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+                        continue;
+                    }
                 }
                 ex.upstream_status = Some(resp.status());
                 return Ok(resp);
+            }
+            Ok(Ok(resp))
+                if resp.status() == StatusCode::TEMPORARY_REDIRECT
+                    || resp.status() == StatusCode::PERMANENT_REDIRECT =>
+            {
+                gw.metrics.observe_upstream(&node.url, elapsed, None);
+                ex.tried.push((node.url.clone(), "redirect"));
+                let target = (!redirected && !bound)
+                    .then(|| redirect_target(snap, node_idx, &resp, &slot, resend.as_deref()))
+                    .flatten();
+                let Some(next) = target else {
+                    tracing::warn!(
+                        node = &*node.url,
+                        location = ?resp.headers().get(http::header::LOCATION),
+                        "a node redirected outside the gateway; refused"
+                    );
+                    return Err(Reject::UpstreamRedirect);
+                };
+                if slot.is_none() {
+                    slot = resend.as_ref().map(|r| r.request());
+                }
+                redirected = true;
+                node_idx = next;
+                retarget(&mut slot, &nodes[next])?;
+                continue;
             }
             Ok(Ok(resp)) => {
                 if let Some(Change::Up) = balancer.served(node_idx) {
@@ -142,19 +220,23 @@ pub async fn to_cluster(
             Reject::UpstreamUnreachable => "unreachable",
             Reject::UpstreamProtocol => "bad_response",
             Reject::UpstreamTimeout => "timeout",
+            Reject::UpstreamTls => "tls",
             _ => "client_body",
         };
+        if reject == Reject::UpstreamTls {
+            tracing::warn!(node = &*node.url, error = %failure.error, "the node's certificate failed verification");
+        }
         ex.tried.push((node.url.clone(), why));
         if matches!(
             reject,
-            Reject::UpstreamUnreachable | Reject::UpstreamProtocol
+            Reject::UpstreamUnreachable | Reject::UpstreamProtocol | Reject::UpstreamTls
         ) {
             eject(gw, snap, node_idx, &failure.error);
         }
         let safe = !failure.answered
             && (!failure.written || may_repeat)
             && slot.is_some()
-            && reject == Reject::UpstreamUnreachable;
+            && matches!(reject, Reject::UpstreamUnreachable | Reject::UpstreamTls);
         if safe {
             if let Some(next) = next_node(gw, &mut candidates, snap, node_idx) {
                 tracing::debug!(
@@ -170,6 +252,124 @@ pub async fn to_cluster(
         }
         return Err(reject);
     }
+}
+
+/// A `Retry-After` in seconds (an HTTP date is not waited for).
+fn retry_after(resp: &Response<NodeBody>) -> Option<Duration> {
+    let v = resp.headers().get(http::header::RETRY_AFTER)?;
+    crate::wire::decimal(v.as_bytes().trim_ascii()).map(Duration::from_secs)
+}
+
+/// The configured node a `regate-node` header names (400 `unknown_node`
+/// for any other value).
+fn named_node(nodes: &[crate::config::Node], v: &HeaderValue) -> Result<NodeIdx, Reject> {
+    nodes
+        .iter()
+        .position(|n| {
+            n.name
+                .as_deref()
+                .is_some_and(|name| name.as_bytes() == v.as_bytes())
+        })
+        .ok_or(Reject::BadRequest {
+            code: "unknown_node",
+            description: "regate-node names no configured node",
+        })
+}
+
+/// Calls a single node answers about itself: the profile's `node_local`
+/// routes (`/v1/local/*`, `/v2/local/*`), `/v1/debuginfo/node*` and
+/// `GET /v1/bootstrap`.
+fn node_local(permit: &Permit, method: &http::Method) -> bool {
+    permit.node_local
+        || permit.template.starts_with("/v1/debuginfo/node")
+        || (*method == http::Method::GET && &*permit.template == "/v1/bootstrap")
+}
+
+/// A request kept whole to follow a node's redirect with.
+struct Resend {
+    method: http::Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Resend {
+    fn request(&self) -> Request<RequestBody> {
+        let mut req = Request::new(RequestBody::full(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// Reads a small request body whole (its limits and deadline are the
+/// stream's own); a failure is the client's, as the tally says.
+async fn read_small(body: RequestBody, tally: Option<&Tally>) -> Result<bytes::Bytes, Reject> {
+    use http_body_util::BodyExt;
+    match body.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(match tally.map(Tally::end) {
+            Some(BodyEnd::TooLarge) => Reject::PayloadTooLarge,
+            Some(BodyEnd::TimedOut) => Reject::RequestTimeout,
+            _ => Reject::BadRequest {
+                code: "request_body_error",
+                description: "the request body could not be read",
+            },
+        }),
+    }
+}
+
+/// The configured node a `307`/`308` points at, when regate may follow
+/// it: `Location` names a node by its configured authority or an
+/// `[upstream.aliases]` one (or is relative: the same node), for the very
+/// path and query the policy decided on, and the request can be sent
+/// again (bodyless, or its body kept).
+fn redirect_target(
+    snap: &Snapshot,
+    from: NodeIdx,
+    resp: &Response<NodeBody>,
+    slot: &Option<Request<RequestBody>>,
+    resend: Option<&Resend>,
+) -> Option<NodeIdx> {
+    let sent = match (slot, resend) {
+        (Some(req), _) => req.uri(),
+        (None, Some(r)) => &r.uri,
+        (None, None) => return None,
+    };
+    let location: Uri = resp
+        .headers()
+        .get(http::header::LOCATION)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    if location.path_and_query().map(PathAndQuery::as_str)
+        != sent.path_and_query().map(PathAndQuery::as_str)
+    {
+        return None;
+    }
+    let Some(authority) = location.authority() else {
+        return Some(from);
+    };
+    let https = location.scheme() != Some(&http::uri::Scheme::HTTP);
+    let up = &snap.config.upstream;
+    let port = |a: &http::uri::Authority, https: bool| {
+        a.port_u16().unwrap_or(if https { 443 } else { 80 })
+    };
+    let same = |a: &http::uri::Authority, a_https: bool| {
+        a.host().eq_ignore_ascii_case(authority.host())
+            && port(a, a_https) == port(authority, https)
+    };
+    up.nodes
+        .iter()
+        .position(|n| same(&n.authority, n.scheme == http::uri::Scheme::HTTPS))
+        .or_else(|| {
+            up.aliases
+                .iter()
+                .find(|(a, i)| same(a, up.nodes[*i].scheme == http::uri::Scheme::HTTPS))
+                .map(|(_, i)| *i)
+        })
 }
 
 /// The next healthy candidate, when the retry budget allows one.
@@ -260,9 +460,22 @@ pub fn classify(e: &ClientError, tally: Option<&Tally>) -> Reject {
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     let mut timed_out = false;
     let mut protocol = false;
+    let mut tls = false;
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            // tokio-rustls wraps the handshake's error in an io::Error,
+            // whose `source` skips it
+            tls |= io.get_ref().is_some_and(|e| {
+                matches!(
+                    e.downcast_ref::<rustls::Error>(),
+                    Some(
+                        rustls::Error::InvalidCertificate(_)
+                            | rustls::Error::NoCertificatesPresented
+                            | rustls::Error::InvalidCertRevocationList(_)
+                    )
+                )
+            });
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             protocol |= h.is_parse() || h.is_parse_status() || h.is_parse_too_large();
@@ -275,6 +488,8 @@ pub fn classify(e: &ClientError, tally: Option<&Tally>) -> Reject {
     }
     if timed_out {
         Reject::UpstreamTimeout
+    } else if tls {
+        Reject::UpstreamTls
     } else if protocol {
         Reject::UpstreamProtocol
     } else {
@@ -288,6 +503,7 @@ pub fn error_kind(r: &Reject) -> Option<UpstreamErrorKind> {
         Reject::UpstreamUnreachable => Some(UpstreamErrorKind::Unreachable),
         Reject::UpstreamTimeout => Some(UpstreamErrorKind::Timeout),
         Reject::UpstreamProtocol => Some(UpstreamErrorKind::Protocol),
+        Reject::UpstreamTls => Some(UpstreamErrorKind::Tls),
         _ => None,
     }
 }

@@ -13,6 +13,8 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_API_VERSION: HeaderName = HeaderName::from_static("x-api-version");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// The node a client picks for a node-local call (never forwarded).
+pub const REGATE_NODE: HeaderName = HeaderName::from_static("regate-node");
 
 const HOP_BY_HOP_COUNT: usize = 7;
 
@@ -53,6 +55,7 @@ fn strip_from_request(name: &str) -> bool {
             | "x-rewrite-url"
             | "r-auth-user"
             | "proxy-authorization"
+            | "regate-node"
     ) || HOP_BY_HOP.iter().any(|h| h.as_str() == name)
 }
 

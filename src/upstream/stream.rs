@@ -10,6 +10,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::Authority;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::DigitallySignedStruct;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -31,6 +35,10 @@ pub enum NodeStream {
 /// Opens connections to the nodes of one upstream config.
 pub struct Connector {
     tls: TlsConnector,
+    /// Nodes with SPKI pins: their own TLS config (by authority).
+    pinned: Vec<(Authority, TlsConnector)>,
+    /// `upstream.server_name`, verified instead of each node's host.
+    server_name: Option<ServerName<'static>>,
     timeout: Duration,
 }
 
@@ -39,8 +47,21 @@ impl Connector {
     pub fn new(up: &Upstream, timeout: Duration) -> Connector {
         let mut tls = (*up.tls).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut pinned = Vec::new();
+        if let Some(verifier) = &up.verifier {
+            for node in up.nodes.iter().filter(|n| !n.pins.is_empty()) {
+                let mut cfg = tls.clone();
+                cfg.dangerous().set_certificate_verifier(Arc::new(Pinned {
+                    inner: verifier.clone(),
+                    pins: node.pins.clone(),
+                }));
+                pinned.push((node.authority.clone(), TlsConnector::from(Arc::new(cfg))));
+            }
+        }
         Connector {
             tls: TlsConnector::from(Arc::new(tls)),
+            pinned,
+            server_name: up.server_name.clone(),
             timeout,
         }
     }
@@ -68,15 +89,102 @@ impl Connector {
         if !https {
             return Ok(NodeStream::Plain(tcp));
         }
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|e| ClientError::Connect(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        let tls = tokio::time::timeout(self.timeout, self.tls.connect(name, tcp))
+        let name = match &self.server_name {
+            Some(n) => n.clone(),
+            None => ServerName::try_from(host.to_owned()).map_err(|e| {
+                ClientError::Connect(io::Error::new(io::ErrorKind::InvalidInput, e))
+            })?,
+        };
+        let connector = self
+            .pinned
+            .iter()
+            .find(|(a, _)| a == authority)
+            .map_or(&self.tls, |(_, c)| c);
+        let tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| ClientError::Connect(timed_out()))?
             .map_err(ClientError::Connect)?;
         Ok(NodeStream::Tls(tls))
     }
 }
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo (DER, with its
+/// SEQUENCE header): what `pin_sha256` holds, base64-encoded.
+pub fn spki_sha256(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    Some(sha2::Sha256::digest(cert.subject_public_key_info().as_ref()).into())
+}
+
+/// The CA verification, then the node's SPKI pins: a certificate the CA
+/// vouches for is still refused unless its key is pinned.
+#[derive(Debug)]
+struct Pinned {
+    inner: Arc<WebPkiServerVerifier>,
+    pins: Vec<[u8; 32]>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        match spki_sha256(end_entity) {
+            Some(d) if self.pins.contains(&d) => Ok(verified),
+            Some(_) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch))),
+            )),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadEncoding,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The certificate's key matches none of the node's `pin_sha256`.
+#[derive(Debug)]
+struct PinMismatch;
+
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("certificate key matches no pin_sha256 of the node")
+    }
+}
+
+impl std::error::Error for PinMismatch {}
 
 impl AsyncRead for NodeStream {
     fn poll_read(

@@ -64,17 +64,34 @@ impl World {
         }
         let mut opts = setup.sim.clone().unwrap_or_default();
         opts.nodes = if setup.nodes == 0 { 1 } else { setup.nodes };
-        opts.tls = Some(SimTls {
-            cert_pem: pki.cert_pem.clone(),
-            key_pem: pki.key_pem.clone(),
-        });
+        // a test may give the nodes certificates of their own (another CA)
+        if opts.tls.is_none() {
+            opts.tls = Some(SimTls {
+                cert_pem: pki.cert_pem.clone(),
+                key_pem: pki.key_pem.clone(),
+            });
+        }
         let cluster = sim::start(opts).await.unwrap();
         let urls = if setup.node_urls.is_empty() {
             cluster.urls()
         } else {
             setup.node_urls.clone()
         };
-        let nodes: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+        // an entry written as a TOML table (`{ name = ..., url = "{node0}" }`)
+        // goes in as it is
+        let nodes: Vec<String> = urls
+            .iter()
+            .map(|u| match u.starts_with('{') {
+                true => cluster
+                    .urls()
+                    .iter()
+                    .enumerate()
+                    .fold(u.clone(), |t, (i, url)| {
+                        t.replace(&format!("{{node{i}}}"), url)
+                    }),
+                false => format!("\"{u}\""),
+            })
+            .collect();
         // `{node0}`, `{node1}`... in `extra` stand for the nodes' URLs
         let mut extra = setup.extra.clone();
         for (i, u) in cluster.urls().iter().enumerate() {
