@@ -5,14 +5,15 @@
 //! 2. look the HMAC of the credentials up in the verified-credential cache,
 //!    and accept a hit only if the user's entry is unchanged since (a valid
 //!    user keeps working while someone else burns its failure budget);
-//! 3. refuse throttled IPs and user names **before** any hashing;
+//! 3. refuse **before** any hashing when the (IP, user), user or IP
+//!    failure budget is spent (`throttle.rs`);
 //! 4. verify once per credential even under concurrency (moka coalesces),
 //!    on a blocking thread, under a bound on concurrent verifications;
-//! 5. charge failures, and only failures, to the IP and the user name.
+//! 5. charge failures, and only failures, to the three budgets.
 //!
 //! The identity sources themselves (users file, cluster) are in `source.rs`.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,15 +23,13 @@ use http::{HeaderMap, HeaderValue};
 use tokio::sync::Semaphore;
 
 use super::basic::{parse_basic, Credentials};
-use super::cache::{
-    build_cache, same_user, CredentialKey, Keyer, NameKey, Stamp, Verified, VerifiedCache,
-};
+use super::cache::{build_cache, same_user, CredentialKey, Keyer, Stamp, Verified, VerifiedCache};
 use super::cluster::ClusterClient;
 use super::config::{AuthSettings, SourceSettings};
 use super::memo::AuthMemo;
 use super::source::{ClusterSource, FileSource, Source, VerifyError};
 use super::stats::{AuthStats, FailureReason};
-use super::throttle::{client_key, retry_after_secs, FailureLimiter, DEFAULT_MAX_KEYS};
+use super::throttle::{retry_after_secs, SharedFailures, Throttle};
 use crate::context::{IdentitySource, Principal};
 use crate::error::Reject;
 
@@ -48,8 +47,7 @@ pub(super) struct Inner {
     pub(super) source: Source,
     pub(super) cache: VerifiedCache,
     keyer: Keyer,
-    per_ip: FailureLimiter<IpAddr>,
-    per_user: FailureLimiter<NameKey>,
+    throttle: Throttle,
     pub(super) verify_slots: Arc<Semaphore>,
     pub(super) stats: AuthStats,
     forward: Option<HeaderValue>,
@@ -61,13 +59,6 @@ pub enum SetupError {
     #[error("auth.source = \"cluster\" needs the cluster node URLs and TLS settings")]
     NoClusterClient,
 }
-
-/// Overflow keys of the limiters: no real key equals them (IPv6 keys have a
-/// zero lower half; name keys are HMACs).
-const IP_OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::new(
-    0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
-));
-const NAME_OVERFLOW: NameKey = [0xff; 16];
 
 /// Why a verification gives no principal now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +76,18 @@ impl Authenticator {
         settings: AuthSettings,
         cluster: Option<ClusterClient>,
     ) -> Result<Authenticator, SetupError> {
+        Self::build(settings, cluster, None, None)
+    }
+
+    /// Builds the stage with a shared failure store (`[rate_limit] backend
+    /// = "redis"`) and, on reload, the authenticator it replaces: its
+    /// failure counts carry over while the budgets are unchanged.
+    pub fn build(
+        settings: AuthSettings,
+        cluster: Option<ClusterClient>,
+        shared: Option<Arc<dyn SharedFailures>>,
+        previous: Option<&Authenticator>,
+    ) -> Result<Authenticator, SetupError> {
         let source = match settings.source {
             SourceSettings::File { path, table } => {
                 Source::File(FileSource::new(path, table, settings.role_check))
@@ -94,7 +97,6 @@ impl Authenticator {
                 Source::Cluster(Box::new(ClusterSource::new(client, cs)))
             }
         };
-        let clock = governor::clock::DefaultClock::default();
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let inner = Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -102,18 +104,7 @@ impl Authenticator {
             source,
             cache: build_cache(settings.cache_ttl, settings.cache_capacity),
             keyer: Keyer::random(),
-            per_ip: FailureLimiter::new(
-                settings.failed_per_ip,
-                clock.clone(),
-                IP_OVERFLOW,
-                DEFAULT_MAX_KEYS,
-            ),
-            per_user: FailureLimiter::new(
-                settings.failed_per_user,
-                clock,
-                NAME_OVERFLOW,
-                DEFAULT_MAX_KEYS,
-            ),
+            throttle: Throttle::new(settings.failed, shared, previous.map(|p| &p.inner.throttle)),
             verify_slots: Arc::new(Semaphore::new(settings.max_concurrent_verifications.max(1))),
             stats: AuthStats::default(),
             forward: settings.forward.map(|acc| acc.authorization()),
@@ -212,13 +203,10 @@ impl Authenticator {
         }
         inner.stats.miss();
 
-        let ip_key = client_key(client_ip);
-        let name_key = inner.keyer.name_key(creds.user());
-        let throttled = [
-            inner.per_ip.check(&ip_key).err(),
-            inner.per_user.check(&name_key).err(),
-        ];
-        if let Some(wait) = throttled.into_iter().flatten().max() {
+        let attempt = inner
+            .throttle
+            .attempt(&inner.keyer, client_ip, creds.user());
+        if let Err(wait) = inner.throttle.check(&attempt, &inner.stats).await {
             inner.stats.failure(FailureReason::Throttled);
             return Err(Reject::AuthThrottled {
                 retry_after_secs: retry_after_secs(wait),
@@ -260,8 +248,7 @@ impl Authenticator {
         };
         let (reason, reject) = match failure {
             VerifyError::Bad => {
-                inner.per_ip.record_failure(&ip_key);
-                inner.per_user.record_failure(&name_key);
+                inner.throttle.charge(&attempt, &inner.stats).await;
                 (FailureReason::BadCredentials, Reject::Unauthorized)
             }
             VerifyError::NoRole => (FailureReason::NoRole, Reject::Unauthorized),

@@ -81,6 +81,7 @@ pub struct AuthStats {
     reload_failures: AtomicU64,
     syncs: AtomicU64,
     sync_failures: AtomicU64,
+    shared_fallbacks: AtomicU64,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -134,6 +135,15 @@ impl AuthStats {
         get(&self.sync_failures)
     }
 
+    /// Failed-login checks or charges the shared store (Redis) did not
+    /// answer, decided by the local budgets instead.
+    pub fn shared_fallbacks(&self) -> u64 {
+        get(&self.shared_fallbacks)
+    }
+
+    pub(crate) fn shared_fallback(&self) {
+        bump(&self.shared_fallbacks)
+    }
     pub(crate) fn verification(&self) {
         bump(&self.verifications)
     }
