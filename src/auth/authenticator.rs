@@ -67,6 +67,8 @@ enum NotCurrent {
     Stale,
     /// The entry is current but maps to no role.
     NoRole,
+    /// The user is bound to a client certificate this connection lacks.
+    CertMismatch,
 }
 
 impl Authenticator {
@@ -141,13 +143,17 @@ impl Authenticator {
 
         let mut stale = false;
         if let Some(hit) = inner.cache.get(&key).await {
-            if let Ok(p) = self.principal_if_current(&hit, creds.user()) {
-                self.remember(headers, memo, hit);
-                inner.stats.hit();
-                inner.stats.success();
-                return Ok(p);
+            match self.principal_if_current(&hit, creds.user(), memo) {
+                Ok(p) => {
+                    self.remember(headers, memo, hit);
+                    inner.stats.hit();
+                    inner.stats.success();
+                    return Ok(p);
+                }
+                // Valid credentials on the wrong connection: the entry stays.
+                Err(NotCurrent::CertMismatch) => return Err(self.cert_mismatch()),
+                Err(_) => stale = true,
             }
-            stale = true;
         }
         // Boxed: the miss path's state (moka's insert machinery, the
         // verification) would otherwise be part of every request's future
@@ -165,7 +171,9 @@ impl Authenticator {
             return None;
         }
         let verified = memo.recall(inner.id, || inner.keyer.header_tag(value.as_bytes()))?;
-        let p = self.principal_if_current(&verified, &verified.user).ok();
+        let p = self
+            .principal_if_current(&verified, &verified.user, memo)
+            .ok();
         if p.is_none() {
             memo.forget();
         }
@@ -202,6 +210,16 @@ impl Authenticator {
             inner.cache.invalidate(&key).await;
         }
         inner.stats.miss();
+        // A user bound to a client certificate is refused on a connection
+        // without it before any hashing: no password oracle for whoever
+        // lacks the certificate.
+        if let Source::File(fs) = &inner.source {
+            let table = fs.table();
+            let bound = table.get(creds.user()).and_then(|e| e.client_cert.clone());
+            if bound.is_some_and(|b| !cert_matches(memo, &b)) {
+                return Err(self.cert_mismatch());
+            }
+        }
 
         let attempt = inner
             .throttle
@@ -229,12 +247,13 @@ impl Authenticator {
                     if !entry.is_fresh() {
                         inner.stats.coalesce();
                     }
-                    let why = match self.principal_if_current(entry.value(), creds.user()) {
+                    let why = match self.principal_if_current(entry.value(), creds.user(), memo) {
                         Ok(p) => {
                             self.remember(headers, memo, entry.into_value());
                             inner.stats.success();
                             return Ok(p);
                         }
+                        Err(NotCurrent::CertMismatch) => return Err(self.cert_mismatch()),
                         Err(why) => why,
                     };
                     inner.cache.invalidate(&key).await;
@@ -268,9 +287,22 @@ impl Authenticator {
         }
     }
 
+    /// Counts and returns the refusal of a certificate-bound user.
+    fn cert_mismatch(&self) -> Reject {
+        self.inner.stats.failure(FailureReason::CertMismatch);
+        tracing::debug!("credentials of a certificate-bound user without its certificate");
+        Reject::ClientCertMismatch
+    }
+
     /// The principal for a verification, if the user's entry in the current
-    /// table still matches what was verified.
-    fn principal_if_current(&self, v: &Verified, user: &str) -> Result<Principal, NotCurrent> {
+    /// table still matches what was verified and its certificate binding,
+    /// if any, matches the connection's certificate.
+    fn principal_if_current(
+        &self,
+        v: &Verified,
+        user: &str,
+        memo: &AuthMemo,
+    ) -> Result<Principal, NotCurrent> {
         if !same_user(&v.user, user) {
             return Err(NotCurrent::Stale);
         }
@@ -280,6 +312,11 @@ impl Authenticator {
                 let entry = table.get(user).ok_or(NotCurrent::Stale)?;
                 if entry.hash.as_str() != &**hash {
                     return Err(NotCurrent::Stale);
+                }
+                if let Some(binding) = &entry.client_cert {
+                    if !cert_matches(memo, binding) {
+                        return Err(NotCurrent::CertMismatch);
+                    }
                 }
                 Ok(Principal {
                     user: entry.name.clone(),
@@ -341,4 +378,9 @@ impl Authenticator {
             Source::Cluster(_) => IdentitySource::Cluster,
         }
     }
+}
+
+/// True when the connection's verified client certificate names `binding`.
+fn cert_matches(memo: &AuthMemo, binding: &str) -> bool {
+    memo.client_cert().is_some_and(|c| c.matches(binding))
 }

@@ -35,6 +35,7 @@ struct UserRecord {
     password_hash: String,
     role: String,
     uid: Option<u64>,
+    client_cert: Option<String>,
 }
 
 /// One user of the users file.
@@ -45,6 +46,9 @@ pub struct UserEntry {
     pub hash: StoredHash,
     pub role: Arc<str>,
     pub uid: Option<u64>,
+    /// A client-certificate name (subject CN, SAN email or DNS name) the
+    /// connection must have presented for this user's credentials to count.
+    pub client_cert: Option<Arc<str>>,
 }
 
 /// All users of one version of the users file, plus the dummy hash that
@@ -108,6 +112,16 @@ impl UserTable {
             if !has_role(&rec.role) {
                 err("role", "unknown role");
             }
+            if rec
+                .client_cert
+                .as_deref()
+                .is_some_and(|c| name_problem(c).is_some())
+            {
+                err(
+                    "client_cert",
+                    "not a certificate name (empty, or with ':' or control characters)",
+                );
+            }
             let hash = StoredHash::parse(&rec.password_hash)
                 .map_err(|problem| err("password_hash", problem))
                 .ok();
@@ -118,6 +132,7 @@ impl UserTable {
                     hash,
                     role: rec.role.into(),
                     uid: rec.uid,
+                    client_cert: rec.client_cert.map(Arc::from),
                 };
                 users.entry(name).or_insert_with(|| Arc::new(entry));
             }
@@ -158,15 +173,18 @@ impl UserTable {
         self.users.is_empty()
     }
 
-    /// Users present here whose password hash differs in `next` or who are
-    /// gone from it: their cached verifications must be dropped.
+    /// True when some user is bound to a client certificate.
+    pub fn has_cert_bindings(&self) -> bool {
+        self.users.values().any(|u| u.client_cert.is_some())
+    }
+
+    /// Users present here whose entry (hash, role, uid, certificate
+    /// binding) differs in `next` or who are gone from it: their cached
+    /// verifications must be dropped.
     pub fn changed_in(&self, next: &UserTable) -> Vec<Arc<str>> {
         self.users
             .iter()
-            .filter(|(name, old)| {
-                next.get(name)
-                    .is_none_or(|new| new.hash.as_str() != old.hash.as_str())
-            })
+            .filter(|(name, old)| next.get(name).is_none_or(|new| new != *old))
             .map(|(name, _)| name.clone())
             .collect()
     }

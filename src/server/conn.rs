@@ -122,7 +122,12 @@ pub async fn serve(
         h2: session.alpn_protocol() == Some(b"h2"),
         worker,
         activity: Activity::new(),
-        auth_memo: Default::default(),
+        auth_memo: crate::auth::AuthMemo::with_client_cert(
+            session
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| super::client_cert::read(leaf)),
+        ),
     });
     let idle = snap.config.timeouts.idle;
     let builder = snap.http.clone();
