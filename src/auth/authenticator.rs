@@ -90,6 +90,9 @@ impl Authenticator {
         shared: Option<Arc<dyn SharedFailures>>,
         previous: Option<&Authenticator>,
     ) -> Result<Authenticator, SetupError> {
+        for w in settings.warnings() {
+            tracing::warn!(key = %w.key, problem = %w.problem, "users file");
+        }
         let source = match settings.source {
             SourceSettings::File { path, table } => {
                 Source::File(FileSource::new(path, table, settings.role_check))

@@ -181,6 +181,17 @@ pub struct AuthSettings {
     pub role_check: RoleCheck,
 }
 
+impl AuthSettings {
+    /// Things `check-config` reports without refusing the config (weak or
+    /// legacy password hashes), each naming its key.
+    pub fn warnings(&self) -> &[ConfigError] {
+        match &self.source {
+            SourceSettings::File { table, .. } => table.warnings(),
+            SourceSettings::Cluster(_) => &[],
+        }
+    }
+}
+
 impl AuthConfig {
     /// Checks every key and loads the files it names. `has_role` is the
     /// policy's role check; it is kept for reloads of the users file.

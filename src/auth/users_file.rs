@@ -57,6 +57,8 @@ pub struct UserEntry {
 pub struct UserTable {
     users: HashMap<Arc<str>, Arc<UserEntry>>,
     dummy: StoredHash,
+    /// Weak or legacy hashes, each naming its `users[i].password_hash`.
+    warnings: Vec<ConfigError>,
 }
 
 impl UserTable {
@@ -96,6 +98,7 @@ impl UserTable {
             )]
         })?;
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         let mut users: HashMap<Arc<str>, Arc<UserEntry>> = HashMap::new();
         for (i, rec) in file.users.into_iter().enumerate() {
             let mut err = |field: &str, problem: &str| {
@@ -125,6 +128,12 @@ impl UserTable {
             let hash = StoredHash::parse(&rec.password_hash)
                 .map_err(|problem| err("password_hash", problem))
                 .ok();
+            if let Some(weak) = hash.as_ref().and_then(StoredHash::weakness) {
+                warnings.push(ConfigError::new(
+                    format!("users[{i}].password_hash"),
+                    format!("{weak} (user {:?} in {})", rec.name, path.display()),
+                ));
+            }
             if let Some(hash) = hash {
                 let name: Arc<str> = rec.name.into();
                 let entry = UserEntry {
@@ -140,7 +149,7 @@ impl UserTable {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let profile = dominant_profile(users.values().map(|u| u.hash.profile()));
+        let profile = strongest_profile(users.values().map(|u| u.hash.profile()));
         let dummy = match previous {
             Some(prev) if prev.dummy.profile() == profile => prev.dummy.clone(),
             _ => StoredHash::dummy(profile).map_err(|e| {
@@ -150,7 +159,11 @@ impl UserTable {
                 )]
             })?,
         };
-        Ok(UserTable { users, dummy })
+        Ok(UserTable {
+            users,
+            dummy,
+            warnings,
+        })
     }
 
     /// Looks a user up by exact name.
@@ -161,6 +174,12 @@ impl UserTable {
     /// The hash unknown users are verified against.
     pub fn dummy(&self) -> &StoredHash {
         &self.dummy
+    }
+
+    /// Weak or legacy hashes (`check-config` prints them; the gateway
+    /// logs them at load).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
     }
 
     /// Number of users.
@@ -190,6 +209,24 @@ impl UserTable {
     }
 }
 
+/// A `[[users]]` entry as TOML, ready to paste into a users file
+/// (`regate hash-password --user NAME --role ROLE`).
+pub fn user_block(name: &str, hash: &str, role: &str) -> Result<String, &'static str> {
+    if let Some(problem) = name_problem(name) {
+        return Err(problem);
+    }
+    if role.is_empty() || role.chars().any(char::is_control) {
+        return Err("the role is empty or has control characters");
+    }
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    Ok(format!(
+        "[[users]]\nname = {}\npassword_hash = {}\nrole = {}\n",
+        quote(name),
+        quote(hash),
+        quote(role)
+    ))
+}
+
 /// Why a user name cannot be used, if it cannot.
 fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
@@ -203,16 +240,12 @@ fn name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The most common cost profile (the default one for an empty table).
-fn dominant_profile(profiles: impl Iterator<Item = CostProfile>) -> CostProfile {
-    let mut counts: HashMap<CostProfile, usize> = HashMap::new();
-    for p in profiles {
-        *counts.entry(p).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .max_by_key(|(p, n)| (*n, matches!(p, CostProfile::Argon2id { .. })))
-        .map(|(p, _)| p)
+/// The costliest profile of the table (the default one for an empty
+/// table): unknown users then take at least as long as any real one, so
+/// cost differences do not tell them apart.
+fn strongest_profile(profiles: impl Iterator<Item = CostProfile>) -> CostProfile {
+    profiles
+        .max_by_key(|p| (p.work(), matches!(p, CostProfile::Argon2id { .. })))
         .unwrap_or(DEFAULT_PROFILE)
 }
 
@@ -248,6 +281,27 @@ mod tests {
         assert_eq!((&*alice.role, alice.uid), ("admin", Some(7)));
         assert_eq!(t.dummy().profile(), CostProfile::Bcrypt { cost: 4 });
         assert!(t.get("Alice").is_none());
+    }
+
+    #[test]
+    fn dummy_takes_the_strongest_cost_and_weak_hashes_warn() {
+        let text = format!(
+            "[[users]]\nname = \"a\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+             [[users]]\nname = \"b\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+             [[users]]\nname = \"c\"\npassword_hash = \"{}\"\nrole = \"admin\"\n",
+            bcrypt4("pw"),
+            bcrypt4("pw"),
+            bcrypt::hash("pw", 6).unwrap().replacen("$2b$", "$2a$", 1)
+        );
+        let t = UserTable::parse(&text, Path::new("u.toml"), &any_role, None).unwrap();
+        assert_eq!(
+            t.dummy().profile(),
+            CostProfile::Bcrypt { cost: 6 },
+            "not the most common"
+        );
+        let keys: Vec<_> = t.warnings().iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert!(t.warnings()[0].problem.contains("bcrypt cost"));
     }
 
     #[test]
