@@ -46,7 +46,9 @@ pub(super) struct Inner {
     ttl: Duration,
     pub(super) source: Source,
     pub(super) cache: VerifiedCache,
-    keyer: Keyer,
+    /// Shared with the authenticator a reload replaces, so its cache keys
+    /// still match.
+    keyer: Arc<Keyer>,
     throttle: Throttle,
     pub(super) verify_slots: Arc<Semaphore>,
     pub(super) stats: AuthStats,
@@ -103,12 +105,21 @@ impl Authenticator {
             }
         };
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let (cache, keyer) = match previous
+            .and_then(|p| warm_cache(p, &source, settings.cache_ttl, settings.cache_capacity))
+        {
+            Some(kept) => kept,
+            None => (
+                build_cache(settings.cache_ttl, settings.cache_capacity),
+                Arc::new(Keyer::random()),
+            ),
+        };
         let inner = Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             ttl: settings.cache_ttl,
             source,
-            cache: build_cache(settings.cache_ttl, settings.cache_capacity),
-            keyer: Keyer::random(),
+            cache,
+            keyer,
             throttle: Throttle::new(settings.failed, shared, previous.map(|p| &p.inner.throttle)),
             verify_slots: Arc::new(Semaphore::new(settings.max_concurrent_verifications.max(1))),
             stats: AuthStats::default(),
@@ -386,4 +397,35 @@ impl Authenticator {
 /// True when the connection's verified client certificate names `binding`.
 fn cert_matches(memo: &AuthMemo, binding: &str) -> bool {
     memo.client_cert().is_some_and(|c| c.matches(binding))
+}
+
+/// The cache (and keyer) of the authenticator a reload replaces, when both
+/// use the users file with the same TTL and capacity: verifications of
+/// users whose entry (hash, role, uid, certificate binding) is unchanged
+/// stay warm; those of changed and removed users are dropped now. (Hits
+/// are re-checked against the current table anyway; this frees them.)
+fn warm_cache(
+    previous: &Authenticator,
+    source: &Source,
+    ttl: Duration,
+    capacity: u64,
+) -> Option<(VerifiedCache, Arc<Keyer>)> {
+    let old = &previous.inner;
+    let (Source::File(old_fs), Source::File(new_fs)) = (&old.source, source) else {
+        return None;
+    };
+    if old.ttl != ttl || old.cache.policy().max_capacity() != Some(capacity) {
+        return None;
+    }
+    let changed: std::collections::HashSet<Arc<str>> = old_fs
+        .table()
+        .changed_in(&new_fs.table())
+        .into_iter()
+        .collect();
+    if !changed.is_empty() {
+        let _ = old
+            .cache
+            .invalidate_entries_if(move |_, v| changed.contains(&v.user));
+    }
+    Some((old.cache.clone(), old.keyer.clone()))
 }
