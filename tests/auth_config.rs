@@ -173,3 +173,35 @@ fn users_file_errors_name_the_entry() {
     );
     assert!(errors.iter().all(|e| !e.problem.contains("c2VjcmV0")));
 }
+
+#[test]
+fn an_old_tight_per_ip_budget_still_loads_but_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        users_toml(&[("a", "p", "admin", None)]),
+    )
+    .unwrap();
+    // What a config written for the two-budget versions often said.
+    let old = "failed_per_ip = { rate = \"10/min\", burst = 5 }\n\
+               failed_per_user = { rate = \"10/min\", burst = 10 }\n";
+    let cfg: AuthConfig = toml::from_str(old).unwrap();
+    let s = cfg.validate(dir.path(), roles()).unwrap();
+    assert_eq!(
+        s.failed.per_ip.burst_size().get(),
+        5,
+        "the old key keeps working"
+    );
+    let keys: Vec<String> = s.warnings().into_iter().map(|w| w.key).collect();
+    assert_eq!(
+        keys,
+        ["auth.failed_per_ip", "users[0].password_hash"],
+        "(cost 4)"
+    );
+    let defaults: AuthConfig = toml::from_str("").unwrap();
+    let s = defaults.validate(dir.path(), roles()).unwrap();
+    assert!(
+        s.warnings().iter().all(|w| w.key != "auth.failed_per_ip"),
+        "the defaults draw no warning"
+    );
+}

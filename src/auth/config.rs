@@ -182,13 +182,23 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
-    /// Things `check-config` reports without refusing the config (weak or
-    /// legacy password hashes), each naming its key.
-    pub fn warnings(&self) -> &[ConfigError] {
-        match &self.source {
-            SourceSettings::File { table, .. } => table.warnings(),
-            SourceSettings::Cluster(_) => &[],
+    /// Things `check-config` reports without refusing the config (a
+    /// per-IP budget no looser than the per-(IP, user) one; weak or legacy
+    /// password hashes), each naming its key.
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let f = &self.failed;
+        if f.per_ip.burst_size() <= f.per_ip_user.burst_size() {
+            out.push(ConfigError::new(
+                "auth.failed_per_ip",
+                "burst is not above failed_per_ip_user's: one client failing for one account \
+                 refuses every user behind its address (raise it; default 50)",
+            ));
         }
+        if let SourceSettings::File { table, .. } = &self.source {
+            out.extend_from_slice(table.warnings());
+        }
+        out
     }
 }
 
