@@ -126,6 +126,11 @@ async fn start(mode: &str) -> Mtls {
 
 /// A client presenting `cert` (or nothing).
 fn client(w: &World, cert: Option<&(String, String, String)>) -> TestClient {
+    TestClient::with_tls(client_config(w, cert), false)
+}
+
+/// The rustls config of such a client.
+fn client_config(w: &World, cert: Option<&(String, String, String)>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(w.pki.ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
@@ -144,7 +149,7 @@ fn client(w: &World, cert: Option<&(String, String, String)>) -> TestClient {
             b.with_client_auth_cert(chain, key).unwrap()
         }
     };
-    TestClient::with_tls(cfg, false)
+    cfg
 }
 
 async fn try_get(c: &TestClient, url: &str, who: (&str, &str)) -> Result<Reply, String> {
@@ -397,4 +402,38 @@ async fn client_auth_config_errors_name_their_key() {
     let errs = check_config(w);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].key, "auth.users");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_session_keeps_its_certificate() {
+    let m = start("required").await;
+    let w = &m.w;
+    let mut cfg = client_config(w, Some(&m.admin));
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let cfg = Arc::new(cfg);
+    let req = format!(
+        "GET /v1/bdbs HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        basic(ADMIN.0, ADMIN.1)
+    );
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(w.addr).await.unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(cfg.clone())
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        kinds.push(tls.get_ref().1.handshake_kind());
+        let (resp, _) =
+            raw_exchange(&mut tls, req.as_bytes(), std::time::Duration::from_secs(5)).await;
+        assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    }
+    assert_eq!(kinds[1], Some(rustls::HandshakeKind::Resumed), "{kinds:?}");
+    // Both requests were audited with the certificate.
+    let lines = wait_audit(w, 2).await;
+    for l in &lines {
+        assert_eq!(l["client_cert_sha256"], m.admin.2.as_str(), "{l}");
+    }
 }
