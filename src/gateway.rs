@@ -10,9 +10,9 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::audit::AuditLog;
+use crate::auth::budgets::{NoAnswer, SharedFailures, SharedKey, StoreFuture};
 use crate::auth::cluster::ClusterClient;
 use crate::auth::config::SourceSettings;
-use crate::auth::throttle::{NoAnswer, SharedFailures, SharedKey, StoreFuture};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;

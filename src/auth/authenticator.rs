@@ -23,13 +23,14 @@ use http::{HeaderMap, HeaderValue};
 use tokio::sync::Semaphore;
 
 use super::basic::{parse_basic, Credentials};
+use super::budgets::{SharedFailures, Throttle};
 use super::cache::{build_cache, same_user, CredentialKey, Keyer, Stamp, Verified, VerifiedCache};
 use super::cluster::ClusterClient;
 use super::config::{AuthSettings, SourceSettings};
 use super::memo::AuthMemo;
 use super::source::{ClusterSource, FileSource, Source, VerifyError};
 use super::stats::{AuthStats, FailureReason};
-use super::throttle::{retry_after_secs, SharedFailures, Throttle};
+use super::throttle::retry_after_secs;
 use crate::context::{IdentitySource, Principal};
 use crate::error::Reject;
 
