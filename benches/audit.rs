@@ -29,6 +29,8 @@ fn typical(digest: &[u8; 32]) -> AuditRecord<'_> {
         client_port: 51234,
         tls_version: "TLSv1.3",
         sni: Some("regate.example.com"),
+        client_cert: None,
+        client_cert_sha256: None,
         user: Some("ops-alice@example.com"),
         role: Some("db_member"),
         identity_source: Some("cluster"),

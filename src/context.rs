@@ -24,11 +24,42 @@ pub struct ConnInfo {
     pub worker: usize,
     /// In-flight requests and last activity, for the idle watchdog.
     pub activity: Activity,
-    /// The last verification this connection's requests used.
+    /// The last verification this connection's requests used (it also
+    /// holds the connection's verified client certificate, if any).
     pub auth_memo: crate::auth::AuthMemo,
     /// Set when an answer left the client still sending: the connection's
     /// close then lingers (HTTP/1.1, see [`crate::linger`]).
     pub linger: Arc<crate::linger::LingerFlag>,
+}
+
+impl ConnInfo {
+    /// The client certificate verified in the handshake (`[tls]
+    /// client_auth`), if the client presented one.
+    pub fn client_cert(&self) -> Option<&ClientCert> {
+        self.auth_memo.client_cert()
+    }
+}
+
+/// The leaf certificate a client presented and rustls verified against
+/// `[tls] client_ca`: what bindings and the audit record need, read once
+/// per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The subject's common name, or the first SAN when it has none.
+    pub subject: Box<str>,
+    /// Names a users-file `client_cert` binding may match: the subject
+    /// CN, SAN email addresses and SAN DNS names.
+    pub names: Vec<Box<str>>,
+    /// SHA-256 of the certificate's DER, lowercase hex.
+    pub sha256: Box<str>,
+}
+
+impl ClientCert {
+    /// True when `binding` names this certificate (ASCII case-insensitive:
+    /// DNS names and email domains are).
+    pub fn matches(&self, binding: &str) -> bool {
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(binding))
+    }
 }
 
 /// In-flight requests and last activity of a connection, for the idle

@@ -21,6 +21,9 @@ pub enum Reject {
     Unauthorized,
     /// Too many failed logins from this client or for this user name.
     AuthThrottled { retry_after_secs: u64 },
+    /// The user is bound to a client certificate (users-file
+    /// `client_cert`) and this connection did not present a matching one.
+    ClientCertMismatch,
     /// Authenticated, but the role lacks the permission the route needs.
     Forbidden {
         permission: Cow<'static, str>,
@@ -100,6 +103,11 @@ impl Reject {
                     StatusCode::TOO_MANY_REQUESTS,
                     "too_many_failed_logins".into(),
                     "too many failed login attempts; retry later".into(),
+                ),
+                ClientCertMismatch => (
+                    StatusCode::FORBIDDEN,
+                    "client_certificate_mismatch".into(),
+                    "this user must connect with its own client certificate".into(),
                 ),
                 Forbidden { permission, role } => (
                     StatusCode::FORBIDDEN,

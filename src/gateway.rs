@@ -10,13 +10,14 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::audit::AuditLog;
+use crate::auth::budgets::{NoAnswer, SharedFailures, SharedKey, StoreFuture};
 use crate::auth::cluster::ClusterClient;
 use crate::auth::config::SourceSettings;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{BudgetKey, RateLimiter, SharedBudgets};
 use crate::upstream::balance::Balancer;
 use crate::upstream::client::{self, HttpClient};
 
@@ -79,13 +80,18 @@ impl Snapshot {
             }
             SourceSettings::File { .. } => None,
         };
-        let auth = Authenticator::new(auth_settings, cluster).map_err(|e| e.to_string())?;
-        auth.spawn_background();
         let limiter = Arc::new(match previous {
             Some(prev) => prev.limiter.rebuild(config.rate_limit.clone()),
             None => RateLimiter::new(config.rate_limit.clone()),
         });
         limiter.spawn_sweeper();
+        // Failed-login budgets live in the same Redis as the rate limits.
+        let shared = limiter
+            .shared_budgets()
+            .map(|b| Arc::new(RedisFailures(b)) as Arc<dyn SharedFailures>);
+        let auth = Authenticator::build(auth_settings, cluster, shared, previous.map(|p| &p.auth))
+            .map_err(|e| e.to_string())?;
+        auth.spawn_background();
         Ok(Snapshot {
             http: crate::server::conn::http_builder(&config),
             http1: crate::server::conn::http_builder(&config).http1_only(),
@@ -108,6 +114,40 @@ impl Snapshot {
     /// Worker runtimes this snapshot has clients for.
     pub fn workers(&self) -> usize {
         self.clients.len()
+    }
+}
+
+/// The Redis rate-limit backend as the authenticator's store of shared
+/// failed-login budgets (the two stages do not know each other).
+struct RedisFailures(SharedBudgets);
+
+fn budget_keys(keys: &[SharedKey]) -> Vec<BudgetKey<'_>> {
+    keys.iter()
+        .map(|k| BudgetKey {
+            key: &k.key,
+            interval: k.quota.replenish_interval(),
+            burst: k.quota.burst_size().get(),
+        })
+        .collect()
+}
+
+impl SharedFailures for RedisFailures {
+    fn check<'a>(&'a self, keys: &'a [SharedKey]) -> StoreFuture<'a, Option<std::time::Duration>> {
+        Box::pin(async move {
+            self.0
+                .check(&budget_keys(keys))
+                .await
+                .map_err(|()| NoAnswer)
+        })
+    }
+
+    fn charge<'a>(&'a self, keys: &'a [SharedKey]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .charge(&budget_keys(keys))
+                .await
+                .map_err(|()| NoAnswer)
+        })
     }
 }
 

@@ -45,7 +45,20 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Read a password (tty without echo, or one line of stdin) and print
     /// an argon2id hash for the users file.
-    HashPassword,
+    HashPassword {
+        /// A bcrypt (`$2b$`) hash instead of argon2id.
+        #[arg(long)]
+        bcrypt: bool,
+        /// bcrypt cost (default 12; below 10 is weak).
+        #[arg(long, requires = "bcrypt")]
+        cost: Option<u32>,
+        /// Print a ready-to-paste `[[users]]` block for this user name.
+        #[arg(long, requires = "role")]
+        user: Option<String>,
+        /// The role of that block.
+        #[arg(long, requires = "user")]
+        role: Option<String>,
+    },
     /// Print the policy decision for a user, a method and a path.
     Explain {
         #[arg(long, short)]
@@ -81,7 +94,10 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::CheckConfig { file } => match regate::config::load(&file) {
-            Ok(_) => {
+            Ok(cfg) => {
+                for w in cfg.auth.iter().flat_map(|a| a.warnings()) {
+                    eprintln!("{}: warning: {w}", file.display());
+                }
                 println!("{}: OK", file.display());
                 ExitCode::SUCCESS
             }
@@ -102,7 +118,12 @@ fn main() -> ExitCode {
         }
         // current-thread, as `run` serves: see crate::linger on h2 early answers
         Command::Demo { listen } => run_runtime(Flavor::CurrentThread, regate::demo::run(listen)),
-        Command::HashPassword => hash_password(),
+        Command::HashPassword {
+            bcrypt,
+            cost,
+            user,
+            role,
+        } => hash_password(bcrypt.then_some(cost), user.zip(role)),
         Command::Explain {
             config,
             user,
@@ -125,12 +146,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn hash_password() -> ExitCode {
-    let hashed = regate::auth::password::read_password()
-        .and_then(|p| regate::auth::password::hash_password(&p));
+/// `bcrypt`: `Some(cost)` for bcrypt; `entry`: (user, role) for a block.
+fn hash_password(bcrypt: Option<Option<u32>>, entry: Option<(String, String)>) -> ExitCode {
+    use regate::auth::password as pw;
+    let hashed = pw::read_password().and_then(|p| match bcrypt {
+        Some(cost) => pw::hash_password_bcrypt(&p, cost.unwrap_or(pw::DEFAULT_BCRYPT_COST)),
+        None => pw::hash_password(&p),
+    });
     match hashed {
         Ok(h) => {
-            println!("{h}");
+            if let Some(w) = regate::auth::password::StoredHash::parse(&h)
+                .ok()
+                .and_then(|s| s.weakness())
+            {
+                eprintln!("regate: warning: {w}");
+            }
+            match entry {
+                None => println!("{h}"),
+                Some((user, role)) => {
+                    match regate::auth::users_file::user_block(&user, &h, &role) {
+                        Ok(block) => print!("{block}"),
+                        Err(problem) => {
+                            eprintln!("regate: --user: {problem}");
+                            return ExitCode::from(EX_CONFIG);
+                        }
+                    }
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -155,6 +155,8 @@ impl OnDone for Finish {
             client_port: ex.conn.peer.port(),
             tls_version: ex.conn.tls_version,
             sni: ex.conn.sni.as_deref(),
+            client_cert: ex.conn.client_cert().map(|c| &*c.subject),
+            client_cert_sha256: ex.conn.client_cert().map(|c| &*c.sha256),
             user: principal.map(|p| &*p.user),
             role: principal.map(|p| &*p.role),
             identity_source: principal.map(|p| p.source.as_str()),
@@ -231,6 +233,8 @@ pub async fn malformed(gw: &Gateway, conn: &ConnInfo, status: StatusCode) {
         client_port: conn.peer.port(),
         tls_version: conn.tls_version,
         sni: conn.sni.as_deref(),
+        client_cert: conn.client_cert().map(|c| &*c.subject),
+        client_cert_sha256: conn.client_cert().map(|c| &*c.sha256),
         method: "-",
         decision: Decision::Deny,
         rule: Some(if status == StatusCode::BAD_REQUEST {

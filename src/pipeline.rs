@@ -266,7 +266,8 @@ fn auth_outcome(r: &Reject) -> AuthOutcome {
     match r {
         Reject::AuthThrottled { .. } => AuthOutcome::Throttled,
         Reject::AuthUnavailable => AuthOutcome::Unavailable,
-        Reject::Unauthorized => AuthOutcome::Failure,
+        // a certificate that does not match the user's binding is a failed login
+        Reject::Unauthorized | Reject::ClientCertMismatch => AuthOutcome::Failure,
         _ => AuthOutcome::Missing,
     }
 }

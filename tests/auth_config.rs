@@ -23,8 +23,10 @@ fn defaults() {
     assert_eq!(cfg.users, std::path::PathBuf::from("users.toml"));
     assert_eq!(cfg.cache_ttl, "5m");
     assert_eq!(cfg.cache_capacity, 10_000);
-    assert_eq!(cfg.failed_per_ip.rate, "10/min");
-    assert_eq!(cfg.failed_per_user.burst, 10);
+    assert_eq!(
+        cfg.failed_per_ip.rate, None,
+        "filled in per key at validation"
+    );
     assert_eq!(cfg.forward, ForwardMode::Passthrough);
     assert_eq!(cfg.cluster.sync_interval, "30s");
     assert_eq!(cfg.cluster.authorize_timeout, "5s");
@@ -39,6 +41,15 @@ fn defaults() {
     assert_eq!(s.cache_ttl, std::time::Duration::from_secs(300));
     assert!(s.max_concurrent_verifications >= 1);
     assert!(s.forward.is_none());
+    // Tight per (IP, user), looser per user, loosest per IP.
+    let q = |rate: u32, per_secs: u64, burst: u32| {
+        governor::Quota::with_period(std::time::Duration::from_secs(per_secs) / rate)
+            .unwrap()
+            .allow_burst(std::num::NonZeroU32::new(burst).unwrap())
+    };
+    assert_eq!(s.failed.per_ip_user, q(5, 60, 5));
+    assert_eq!(s.failed.per_user, q(10, 60, 20));
+    assert_eq!(s.failed.per_ip, q(30, 60, 50));
     match s.source {
         SourceSettings::File { path, table } => {
             assert_eq!(
@@ -50,6 +61,31 @@ fn defaults() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_budget_with_one_field_takes_the_other_from_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        users_toml(&[("a", "p", "admin", None)]),
+    )
+    .unwrap();
+    let cfg: AuthConfig =
+        toml::from_str("failed_per_ip = { burst = 7 }\nfailed_per_ip_user = { rate = \"1/s\" }")
+            .unwrap();
+    let s = cfg.validate(dir.path(), roles()).unwrap();
+    assert_eq!(s.failed.per_ip.burst_size().get(), 7);
+    assert_eq!(
+        s.failed.per_ip.replenish_interval(),
+        std::time::Duration::from_secs(2),
+        "30/min"
+    );
+    assert_eq!(s.failed.per_ip_user.burst_size().get(), 5);
+    assert_eq!(
+        s.failed.per_ip_user.replenish_interval(),
+        std::time::Duration::from_secs(1)
+    );
 }
 
 #[test]
@@ -136,4 +172,36 @@ fn users_file_errors_name_the_entry() {
         ]
     );
     assert!(errors.iter().all(|e| !e.problem.contains("c2VjcmV0")));
+}
+
+#[test]
+fn an_old_tight_per_ip_budget_still_loads_but_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        users_toml(&[("a", "p", "admin", None)]),
+    )
+    .unwrap();
+    // What a config written for the two-budget versions often said.
+    let old = "failed_per_ip = { rate = \"10/min\", burst = 5 }\n\
+               failed_per_user = { rate = \"10/min\", burst = 10 }\n";
+    let cfg: AuthConfig = toml::from_str(old).unwrap();
+    let s = cfg.validate(dir.path(), roles()).unwrap();
+    assert_eq!(
+        s.failed.per_ip.burst_size().get(),
+        5,
+        "the old key keeps working"
+    );
+    let keys: Vec<String> = s.warnings().into_iter().map(|w| w.key).collect();
+    assert_eq!(
+        keys,
+        ["auth.failed_per_ip", "users[0].password_hash"],
+        "(cost 4)"
+    );
+    let defaults: AuthConfig = toml::from_str("").unwrap();
+    let s = defaults.validate(dir.path(), roles()).unwrap();
+    assert!(
+        s.warnings().iter().all(|w| w.key != "auth.failed_per_ip"),
+        "the defaults draw no warning"
+    );
 }

@@ -16,6 +16,7 @@ const ADMIN: User = ("admin", "correct-horse", "admin", Some(1));
 const BOB: User = ("bob", "bobs-pass", "db_viewer", None);
 const FAST_TTL: &str = "cache_ttl = \"1s\"\n\
                         failed_per_ip = { rate = \"100000/s\", burst = 100000 }\n\
+                        failed_per_ip_user = { rate = \"100000/s\", burst = 100000 }\n\
                         failed_per_user = { rate = \"100000/s\", burst = 100000 }\n";
 
 #[tokio::test]

@@ -27,6 +27,7 @@ const BDB1_FIXTURE: &[u8] = include_bytes!("../src/sim/fixtures/GET_v1_bdbs_1.js
 fn open_limits(users: &Path) -> String {
     format!(
         "[auth]\nusers = \"{}\"\nfailed_per_ip = {{ rate = \"1000/s\", burst = 100000 }}\n\
+         failed_per_ip_user = {{ rate = \"1000/s\", burst = 100000 }}\n\
          failed_per_user = {{ rate = \"1000/s\", burst = 100000 }}\n\n\
          [rate_limit]\nenabled = false\n",
         users.display()

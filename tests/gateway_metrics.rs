@@ -23,6 +23,7 @@ use regate::sim::Mode;
 fn open_limits(users: &std::path::Path) -> String {
     format!(
         "[auth]\nusers = \"{}\"\nfailed_per_ip = {{ rate = \"1000/s\", burst = 100000 }}\n\
+         failed_per_ip_user = {{ rate = \"1000/s\", burst = 100000 }}\n\
          failed_per_user = {{ rate = \"1000/s\", burst = 100000 }}\n\n\
          [rate_limit]\nenabled = false\n",
         users.display()

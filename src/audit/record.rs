@@ -62,6 +62,10 @@ pub struct AuditRecord<'a> {
     /// `"TLSv1.3"`, `"TLSv1.2"`.
     pub tls_version: &'a str,
     pub sni: Option<&'a str>,
+    /// The verified client certificate's subject (CN, or first SAN).
+    pub client_cert: Option<&'a str>,
+    /// SHA-256 fingerprint of that certificate, lowercase hex.
+    pub client_cert_sha256: Option<&'a str>,
     /// The user name as presented (escaped and truncated when written).
     pub user: Option<&'a str>,
     pub role: Option<&'a str>,
@@ -108,6 +112,8 @@ impl Default for AuditRecord<'_> {
             client_port: 0,
             tls_version: "",
             sni: None,
+            client_cert: None,
+            client_cert_sha256: None,
             user: None,
             role: None,
             identity_source: None,
@@ -150,6 +156,8 @@ impl AuditRecord<'_> {
         out.extend_from_slice(b",\"tls\":");
         write_str(out, self.tls_version);
         opt_str(out, "sni", self.sni);
+        opt_str(out, "client_cert", self.client_cert);
+        opt_str(out, "client_cert_sha256", self.client_cert_sha256);
         opt_str(out, "user", self.user);
         opt_str(out, "role", self.role);
         opt_str(out, "identity_source", self.identity_source);

@@ -5,14 +5,15 @@
 //! 2. look the HMAC of the credentials up in the verified-credential cache,
 //!    and accept a hit only if the user's entry is unchanged since (a valid
 //!    user keeps working while someone else burns its failure budget);
-//! 3. refuse throttled IPs and user names **before** any hashing;
+//! 3. refuse **before** any hashing when the (IP, user), user or IP
+//!    failure budget is spent (`throttle.rs`);
 //! 4. verify once per credential even under concurrency (moka coalesces),
 //!    on a blocking thread, under a bound on concurrent verifications;
-//! 5. charge failures, and only failures, to the IP and the user name.
+//! 5. charge failures, and only failures, to the three budgets.
 //!
 //! The identity sources themselves (users file, cluster) are in `source.rs`.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,15 +23,14 @@ use http::{HeaderMap, HeaderValue};
 use tokio::sync::Semaphore;
 
 use super::basic::{parse_basic, Credentials};
-use super::cache::{
-    build_cache, same_user, CredentialKey, Keyer, NameKey, Stamp, Verified, VerifiedCache,
-};
+use super::budgets::{SharedFailures, Throttle};
+use super::cache::{build_cache, same_user, CredentialKey, Keyer, Stamp, Verified, VerifiedCache};
 use super::cluster::ClusterClient;
 use super::config::{AuthSettings, SourceSettings};
 use super::memo::AuthMemo;
 use super::source::{ClusterSource, FileSource, Source, VerifyError};
 use super::stats::{AuthStats, FailureReason};
-use super::throttle::{client_key, retry_after_secs, FailureLimiter, DEFAULT_MAX_KEYS};
+use super::throttle::retry_after_secs;
 use crate::context::{IdentitySource, Principal};
 use crate::error::Reject;
 
@@ -47,9 +47,10 @@ pub(super) struct Inner {
     ttl: Duration,
     pub(super) source: Source,
     pub(super) cache: VerifiedCache,
-    keyer: Keyer,
-    per_ip: FailureLimiter<IpAddr>,
-    per_user: FailureLimiter<NameKey>,
+    /// Shared with the authenticator a reload replaces, so its cache keys
+    /// still match.
+    keyer: Arc<Keyer>,
+    throttle: Throttle,
     pub(super) verify_slots: Arc<Semaphore>,
     pub(super) stats: AuthStats,
     forward: Option<HeaderValue>,
@@ -62,13 +63,6 @@ pub enum SetupError {
     NoClusterClient,
 }
 
-/// Overflow keys of the limiters: no real key equals them (IPv6 keys have a
-/// zero lower half; name keys are HMACs).
-const IP_OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::new(
-    0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
-));
-const NAME_OVERFLOW: NameKey = [0xff; 16];
-
 /// Why a verification gives no principal now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NotCurrent {
@@ -76,6 +70,8 @@ enum NotCurrent {
     Stale,
     /// The entry is current but maps to no role.
     NoRole,
+    /// The user is bound to a client certificate this connection lacks.
+    CertMismatch,
 }
 
 impl Authenticator {
@@ -85,6 +81,21 @@ impl Authenticator {
         settings: AuthSettings,
         cluster: Option<ClusterClient>,
     ) -> Result<Authenticator, SetupError> {
+        Self::build(settings, cluster, None, None)
+    }
+
+    /// Builds the stage with a shared failure store (`[rate_limit] backend
+    /// = "redis"`) and, on reload, the authenticator it replaces: its
+    /// failure counts carry over while the budgets are unchanged.
+    pub fn build(
+        settings: AuthSettings,
+        cluster: Option<ClusterClient>,
+        shared: Option<Arc<dyn SharedFailures>>,
+        previous: Option<&Authenticator>,
+    ) -> Result<Authenticator, SetupError> {
+        for w in settings.warnings() {
+            tracing::warn!(key = %w.key, problem = %w.problem, "users file");
+        }
         let source = match settings.source {
             SourceSettings::File { path, table } => {
                 Source::File(FileSource::new(path, table, settings.role_check))
@@ -94,26 +105,23 @@ impl Authenticator {
                 Source::Cluster(Box::new(ClusterSource::new(client, cs)))
             }
         };
-        let clock = governor::clock::DefaultClock::default();
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let (cache, keyer) = match previous
+            .and_then(|p| warm_cache(p, &source, settings.cache_ttl, settings.cache_capacity))
+        {
+            Some(kept) => kept,
+            None => (
+                build_cache(settings.cache_ttl, settings.cache_capacity),
+                Arc::new(Keyer::random()),
+            ),
+        };
         let inner = Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             ttl: settings.cache_ttl,
             source,
-            cache: build_cache(settings.cache_ttl, settings.cache_capacity),
-            keyer: Keyer::random(),
-            per_ip: FailureLimiter::new(
-                settings.failed_per_ip,
-                clock.clone(),
-                IP_OVERFLOW,
-                DEFAULT_MAX_KEYS,
-            ),
-            per_user: FailureLimiter::new(
-                settings.failed_per_user,
-                clock,
-                NAME_OVERFLOW,
-                DEFAULT_MAX_KEYS,
-            ),
+            cache,
+            keyer,
+            throttle: Throttle::new(settings.failed, shared, previous.map(|p| &p.inner.throttle)),
             verify_slots: Arc::new(Semaphore::new(settings.max_concurrent_verifications.max(1))),
             stats: AuthStats::default(),
             forward: settings.forward.map(|acc| acc.authorization()),
@@ -150,13 +158,17 @@ impl Authenticator {
 
         let mut stale = false;
         if let Some(hit) = inner.cache.get(&key).await {
-            if let Ok(p) = self.principal_if_current(&hit, creds.user()) {
-                self.remember(headers, memo, hit);
-                inner.stats.hit();
-                inner.stats.success();
-                return Ok(p);
+            match self.principal_if_current(&hit, creds.user(), memo) {
+                Ok(p) => {
+                    self.remember(headers, memo, hit);
+                    inner.stats.hit();
+                    inner.stats.success();
+                    return Ok(p);
+                }
+                // Valid credentials on the wrong connection: the entry stays.
+                Err(NotCurrent::CertMismatch) => return Err(self.cert_mismatch()),
+                Err(_) => stale = true,
             }
-            stale = true;
         }
         // Boxed: the miss path's state (moka's insert machinery, the
         // verification) would otherwise be part of every request's future
@@ -174,7 +186,9 @@ impl Authenticator {
             return None;
         }
         let verified = memo.recall(inner.id, || inner.keyer.header_tag(value.as_bytes()))?;
-        let p = self.principal_if_current(&verified, &verified.user).ok();
+        let p = self
+            .principal_if_current(&verified, &verified.user, memo)
+            .ok();
         if p.is_none() {
             memo.forget();
         }
@@ -211,14 +225,21 @@ impl Authenticator {
             inner.cache.invalidate(&key).await;
         }
         inner.stats.miss();
+        // A user bound to a client certificate is refused on a connection
+        // without it before any hashing: no password oracle for whoever
+        // lacks the certificate.
+        if let Source::File(fs) = &inner.source {
+            let table = fs.table();
+            let bound = table.get(creds.user()).and_then(|e| e.client_cert.clone());
+            if bound.is_some_and(|b| !cert_matches(memo, &b)) {
+                return Err(self.cert_mismatch());
+            }
+        }
 
-        let ip_key = client_key(client_ip);
-        let name_key = inner.keyer.name_key(creds.user());
-        let throttled = [
-            inner.per_ip.check(&ip_key).err(),
-            inner.per_user.check(&name_key).err(),
-        ];
-        if let Some(wait) = throttled.into_iter().flatten().max() {
+        let attempt = inner
+            .throttle
+            .attempt(&inner.keyer, client_ip, creds.user());
+        if let Err(wait) = inner.throttle.check(&attempt, &inner.stats).await {
             inner.stats.failure(FailureReason::Throttled);
             return Err(Reject::AuthThrottled {
                 retry_after_secs: retry_after_secs(wait),
@@ -241,12 +262,13 @@ impl Authenticator {
                     if !entry.is_fresh() {
                         inner.stats.coalesce();
                     }
-                    let why = match self.principal_if_current(entry.value(), creds.user()) {
+                    let why = match self.principal_if_current(entry.value(), creds.user(), memo) {
                         Ok(p) => {
                             self.remember(headers, memo, entry.into_value());
                             inner.stats.success();
                             return Ok(p);
                         }
+                        Err(NotCurrent::CertMismatch) => return Err(self.cert_mismatch()),
                         Err(why) => why,
                     };
                     inner.cache.invalidate(&key).await;
@@ -260,8 +282,7 @@ impl Authenticator {
         };
         let (reason, reject) = match failure {
             VerifyError::Bad => {
-                inner.per_ip.record_failure(&ip_key);
-                inner.per_user.record_failure(&name_key);
+                inner.throttle.charge(&attempt, &inner.stats).await;
                 (FailureReason::BadCredentials, Reject::Unauthorized)
             }
             VerifyError::NoRole => (FailureReason::NoRole, Reject::Unauthorized),
@@ -281,9 +302,22 @@ impl Authenticator {
         }
     }
 
+    /// Counts and returns the refusal of a certificate-bound user.
+    fn cert_mismatch(&self) -> Reject {
+        self.inner.stats.failure(FailureReason::CertMismatch);
+        tracing::debug!("credentials of a certificate-bound user without its certificate");
+        Reject::ClientCertMismatch
+    }
+
     /// The principal for a verification, if the user's entry in the current
-    /// table still matches what was verified.
-    fn principal_if_current(&self, v: &Verified, user: &str) -> Result<Principal, NotCurrent> {
+    /// table still matches what was verified and its certificate binding,
+    /// if any, matches the connection's certificate.
+    fn principal_if_current(
+        &self,
+        v: &Verified,
+        user: &str,
+        memo: &AuthMemo,
+    ) -> Result<Principal, NotCurrent> {
         if !same_user(&v.user, user) {
             return Err(NotCurrent::Stale);
         }
@@ -293,6 +327,11 @@ impl Authenticator {
                 let entry = table.get(user).ok_or(NotCurrent::Stale)?;
                 if entry.hash.as_str() != &**hash {
                     return Err(NotCurrent::Stale);
+                }
+                if let Some(binding) = &entry.client_cert {
+                    if !cert_matches(memo, binding) {
+                        return Err(NotCurrent::CertMismatch);
+                    }
                 }
                 Ok(Principal {
                     user: entry.name.clone(),
@@ -354,4 +393,40 @@ impl Authenticator {
             Source::Cluster(_) => IdentitySource::Cluster,
         }
     }
+}
+
+/// True when the connection's verified client certificate names `binding`.
+fn cert_matches(memo: &AuthMemo, binding: &str) -> bool {
+    memo.client_cert().is_some_and(|c| c.matches(binding))
+}
+
+/// The cache (and keyer) of the authenticator a reload replaces, when both
+/// use the users file with the same TTL and capacity: verifications of
+/// users whose entry (hash, role, uid, certificate binding) is unchanged
+/// stay warm; those of changed and removed users are dropped now. (Hits
+/// are re-checked against the current table anyway; this frees them.)
+fn warm_cache(
+    previous: &Authenticator,
+    source: &Source,
+    ttl: Duration,
+    capacity: u64,
+) -> Option<(VerifiedCache, Arc<Keyer>)> {
+    let old = &previous.inner;
+    let (Source::File(old_fs), Source::File(new_fs)) = (&old.source, source) else {
+        return None;
+    };
+    if old.ttl != ttl || old.cache.policy().max_capacity() != Some(capacity) {
+        return None;
+    }
+    let changed: std::collections::HashSet<Arc<str>> = old_fs
+        .table()
+        .changed_in(&new_fs.table())
+        .into_iter()
+        .collect();
+    if !changed.is_empty() {
+        let _ = old
+            .cache
+            .invalidate_entries_if(move |_, v| changed.contains(&v.user));
+    }
+    Some((old.cache.clone(), old.keyer.clone()))
 }

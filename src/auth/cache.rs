@@ -100,16 +100,38 @@ impl Keyer {
         mac.finalize().into_bytes().into()
     }
 
+    /// The failed-login limiter key of a (client key, user name) pair.
+    pub fn ip_user_key(&self, ip: std::net::IpAddr, user: &str) -> NameKey {
+        let mut mac = self.mac();
+        mac.update(b"ipus");
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                mac.update(&[4]);
+                mac.update(&v4.octets());
+            }
+            std::net::IpAddr::V6(v6) => {
+                mac.update(&[6]);
+                mac.update(&v6.octets());
+            }
+        }
+        mac.update(user.as_bytes());
+        truncate(mac)
+    }
+
     /// The failed-login limiter key of a user name.
     pub fn name_key(&self, user: &str) -> NameKey {
         let mut mac = self.mac();
         mac.update(b"name");
         mac.update(user.as_bytes());
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&full[..16]);
-        out
+        truncate(mac)
     }
+}
+
+fn truncate(mac: Hmac<Sha256>) -> NameKey {
+    let full: [u8; 32] = mac.finalize().into_bytes().into();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
 }
 
 /// Constant-time equality of two user names (exact bytes).

@@ -41,32 +41,42 @@ pub enum ForwardMode {
     Service,
 }
 
-/// A failed-login budget: `rate` like `"10/min"`, `burst` attempts at once.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A failed-login budget: `rate` like `"10/min"`, `burst` failures at
+/// once. A field left out takes the default of the key it is under.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailureQuota {
-    /// Sustained failures allowed. Default `"10/min"`.
-    #[serde(default = "default_rate")]
-    pub rate: String,
-    /// Failures allowed in a burst. Default `10`.
-    #[serde(default = "default_burst")]
-    pub burst: u32,
+    /// Sustained failures allowed.
+    pub rate: Option<String>,
+    /// Failures allowed in a burst.
+    pub burst: Option<u32>,
 }
 
-fn default_rate() -> String {
-    "10/min".into()
-}
-fn default_burst() -> u32 {
-    10
-}
-
-impl Default for FailureQuota {
-    fn default() -> Self {
+impl FailureQuota {
+    /// A quota with both fields given.
+    pub fn new(rate: &str, burst: u32) -> Self {
         FailureQuota {
-            rate: default_rate(),
-            burst: default_burst(),
+            rate: Some(rate.to_owned()),
+            burst: Some(burst),
         }
     }
+}
+
+/// Default of `failed_per_ip_user`: the tight budget of one client
+/// guessing one account.
+pub const DEFAULT_PER_IP_USER: (&str, u32) = ("5/min", 5);
+/// Default of `failed_per_user`: one account guessed from many addresses.
+pub const DEFAULT_PER_USER: (&str, u32) = ("10/min", 20);
+/// Default of `failed_per_ip`: one address trying many accounts
+/// (password spraying); loose, because a whole NAT shares it.
+pub const DEFAULT_PER_IP: (&str, u32) = ("30/min", 50);
+
+/// The three validated failed-login budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureBudgets {
+    pub per_ip_user: Quota,
+    pub per_user: Quota,
+    pub per_ip: Quota,
 }
 
 /// The `[auth]` section.
@@ -85,12 +95,15 @@ pub struct AuthConfig {
     /// Password verifications (or cluster authorize calls) running at once.
     /// Default: the number of CPUs.
     pub max_concurrent_verifications: Option<usize>,
-    /// Failed logins allowed per client IP (IPv6 per /64). Default
-    /// `{ rate = "10/min", burst = 10 }`.
-    pub failed_per_ip: FailureQuota,
-    /// Failed logins allowed per user name. Default
-    /// `{ rate = "10/min", burst = 10 }`.
+    /// Failed logins allowed per (client IP, user name). Default
+    /// `{ rate = "5/min", burst = 5 }`.
+    pub failed_per_ip_user: FailureQuota,
+    /// Failed logins allowed per user name, from all IPs. Default
+    /// `{ rate = "10/min", burst = 20 }`.
     pub failed_per_user: FailureQuota,
+    /// Failed logins allowed per client IP (IPv6 per /64), under all user
+    /// names. Default `{ rate = "30/min", burst = 50 }`.
+    pub failed_per_ip: FailureQuota,
     /// `"passthrough"` or `"service"`. Default `"passthrough"`.
     pub forward: ForwardMode,
     /// Service-account file for `forward = "service"` when the source is
@@ -108,8 +121,9 @@ impl Default for AuthConfig {
             cache_ttl: "5m".into(),
             cache_capacity: 10_000,
             max_concurrent_verifications: None,
-            failed_per_ip: FailureQuota::default(),
+            failed_per_ip_user: FailureQuota::default(),
             failed_per_user: FailureQuota::default(),
+            failed_per_ip: FailureQuota::default(),
             forward: ForwardMode::Passthrough,
             service_credentials_file: None,
             cluster: ClusterAuthConfig::default(),
@@ -161,11 +175,31 @@ pub struct AuthSettings {
     pub cache_ttl: Duration,
     pub cache_capacity: u64,
     pub max_concurrent_verifications: usize,
-    pub failed_per_ip: Quota,
-    pub failed_per_user: Quota,
+    pub failed: FailureBudgets,
     /// `Some` for `forward = "service"`.
     pub forward: Option<ServiceAccount>,
     pub role_check: RoleCheck,
+}
+
+impl AuthSettings {
+    /// Things `check-config` reports without refusing the config (a
+    /// per-IP budget no looser than the per-(IP, user) one; weak or legacy
+    /// password hashes), each naming its key.
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let f = &self.failed;
+        if f.per_ip.burst_size() <= f.per_ip_user.burst_size() {
+            out.push(ConfigError::new(
+                "auth.failed_per_ip",
+                "burst is not above failed_per_ip_user's: one client failing for one account \
+                 refuses every user behind its address (raise it; default 50)",
+            ));
+        }
+        if let SourceSettings::File { table, .. } = &self.source {
+            out.extend_from_slice(table.warnings());
+        }
+        out
+    }
 }
 
 impl AuthConfig {
@@ -190,8 +224,24 @@ impl AuthConfig {
                 "must be at least 1",
             ));
         }
-        let failed_per_ip = quota(&mut errors, "auth.failed_per_ip", &self.failed_per_ip);
-        let failed_per_user = quota(&mut errors, "auth.failed_per_user", &self.failed_per_user);
+        let per_ip_user = quota(
+            &mut errors,
+            "auth.failed_per_ip_user",
+            &self.failed_per_ip_user,
+            DEFAULT_PER_IP_USER,
+        );
+        let per_user = quota(
+            &mut errors,
+            "auth.failed_per_user",
+            &self.failed_per_user,
+            DEFAULT_PER_USER,
+        );
+        let per_ip = quota(
+            &mut errors,
+            "auth.failed_per_ip",
+            &self.failed_per_ip,
+            DEFAULT_PER_IP,
+        );
         let sync_interval = duration(
             &mut errors,
             "auth.cluster.sync_interval",
@@ -255,8 +305,10 @@ impl AuthConfig {
                 acc
             }
         };
-        match (source, cache_ttl, failed_per_ip, failed_per_user) {
-            (Some(source), Some(cache_ttl), Some(ip), Some(user)) if errors.is_empty() => {
+        match (source, cache_ttl, per_ip_user, per_user, per_ip) {
+            (Some(source), Some(cache_ttl), Some(per_ip_user), Some(per_user), Some(per_ip))
+                if errors.is_empty() =>
+            {
                 Ok(AuthSettings {
                     source,
                     cache_ttl,
@@ -264,8 +316,11 @@ impl AuthConfig {
                     max_concurrent_verifications: self
                         .max_concurrent_verifications
                         .unwrap_or_else(default_concurrency),
-                    failed_per_ip: ip,
-                    failed_per_user: user,
+                    failed: FailureBudgets {
+                        per_ip_user,
+                        per_user,
+                        per_ip,
+                    },
                     forward,
                     role_check: has_role,
                 })
@@ -305,15 +360,21 @@ fn duration(errors: &mut Vec<ConfigError>, key: &str, text: &str) -> Option<Dura
     }
 }
 
-fn quota(errors: &mut Vec<ConfigError>, key: &str, q: &FailureQuota) -> Option<Quota> {
-    let rate = match parse_rate(&q.rate) {
+fn quota(
+    errors: &mut Vec<ConfigError>,
+    key: &str,
+    q: &FailureQuota,
+    default: (&str, u32),
+) -> Option<Quota> {
+    let rate_text = q.rate.as_deref().unwrap_or(default.0);
+    let rate = match parse_rate(rate_text) {
         Ok((n, period)) => Quota::with_period(period / n),
         Err(p) => {
             errors.push(ConfigError::new(format!("{key}.rate"), p));
             return None;
         }
     };
-    let Some(burst) = NonZeroU32::new(q.burst) else {
+    let Some(burst) = NonZeroU32::new(q.burst.unwrap_or(default.1)) else {
         errors.push(ConfigError::new(
             format!("{key}.burst"),
             "must be at least 1",

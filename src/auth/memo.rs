@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::cache::Verified;
+use crate::context::ClientCert;
 
 /// A keyed HMAC of one `Authorization` header value.
 pub type HeaderTag = [u8; 32];
@@ -26,6 +27,9 @@ pub type HeaderTag = [u8; 32];
 #[derive(Debug, Default)]
 pub struct AuthMemo {
     slot: Mutex<Option<Entry>>,
+    /// The client certificate verified in this connection's handshake:
+    /// users-file `client_cert` bindings are checked against it.
+    client_cert: Option<ClientCert>,
 }
 
 #[derive(Debug)]
@@ -38,6 +42,19 @@ struct Entry {
 }
 
 impl AuthMemo {
+    /// The memo of a connection that presented `client_cert` (or none).
+    pub fn with_client_cert(client_cert: Option<ClientCert>) -> Self {
+        AuthMemo {
+            slot: Mutex::new(None),
+            client_cert,
+        }
+    }
+
+    /// The connection's verified client certificate.
+    pub fn client_cert(&self) -> Option<&ClientCert> {
+        self.client_cert.as_ref()
+    }
+
     /// The remembered verification, if `owner` made it, it has not
     /// expired, and `tag` (computed only when needed) matches the header
     /// it was made for. An expired or foreign entry is dropped.

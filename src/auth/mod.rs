@@ -8,6 +8,7 @@
 
 mod authenticator;
 pub mod basic;
+pub mod budgets;
 pub mod cache;
 pub mod cluster;
 pub mod config;

@@ -1,6 +1,8 @@
 //! Password hashes as stored in the users file: parsing (argon2id PHC
-//! strings and bcrypt `$2b$`/`$2y$`), verification, dummy hashes of the same
-//! cost for unknown users, [`hash_password`] for `regate hash-password`, and
+//! strings, `$argon2i$` read-only with a warning, and bcrypt
+//! `$2a$`/`$2b$`/`$2y$`), verification, warnings about weak costs, dummy
+//! hashes of the same cost for unknown users, [`hash_password`] and
+//! [`hash_password_bcrypt`] for `regate hash-password`, and
 //! [`read_password`] for its prompt. Verification is CPU-heavy and blocking:
 //! callers run it on a blocking thread. Nothing here logs, and no error
 //! carries a password or a hash.
@@ -17,6 +19,10 @@ pub const OWASP_M_COST_KIB: u32 = 19 * 1024;
 pub const OWASP_T_COST: u32 = 2;
 /// OWASP-recommended argon2id parallelism.
 pub const OWASP_P_COST: u32 = 1;
+/// bcrypt costs below this draw a warning.
+pub const MIN_BCRYPT_COST: u32 = 10;
+/// bcrypt cost `regate hash-password --bcrypt` uses without `--cost`.
+pub const DEFAULT_BCRYPT_COST: u32 = 12;
 /// The largest argon2 memory cost a users file may ask for (256 MiB): a
 /// typo must not let every login allocate gigabytes.
 const MAX_M_COST_KIB: u32 = 256 * 1024;
@@ -57,6 +63,8 @@ pub enum CostProfile {
 pub struct StoredHash {
     text: String,
     profile: CostProfile,
+    /// `$argon2i$`: verified, but never written by regate.
+    legacy: bool,
 }
 
 impl std::fmt::Debug for StoredHash {
@@ -71,15 +79,39 @@ impl StoredHash {
     pub fn parse(text: &str) -> Result<StoredHash, &'static str> {
         let profile = if text.starts_with("$argon2") {
             argon2_profile(text)?
-        } else if text.starts_with("$2b$") || text.starts_with("$2y$") {
+        } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| text.starts_with(p)) {
             bcrypt_profile(text)?
         } else {
-            return Err("not an argon2id PHC string ($argon2id$...) or a bcrypt hash ($2b$/$2y$)");
+            return Err(
+                "not an argon2id PHC string ($argon2id$...) or a bcrypt hash ($2a$/$2b$/$2y$)",
+            );
         };
         Ok(StoredHash {
             text: text.to_owned(),
             profile,
+            legacy: text.starts_with("$argon2i$"),
         })
+    }
+
+    /// Why this hash deserves a warning, if it does: `$argon2i$`, bcrypt
+    /// below cost 10, argon2 below m = 19 MiB or t = 2.
+    pub fn weakness(&self) -> Option<String> {
+        if self.legacy {
+            return Some(
+                "argon2i is accepted read-only; replace it with an argon2id hash from `regate hash-password`".into(),
+            );
+        }
+        match self.profile {
+            CostProfile::Bcrypt { cost } if cost < MIN_BCRYPT_COST => Some(format!(
+                "weak hash: bcrypt cost {cost} is below {MIN_BCRYPT_COST}"
+            )),
+            CostProfile::Argon2id { m, t, .. } if m < OWASP_M_COST_KIB || t < OWASP_T_COST => {
+                Some(format!(
+                    "weak hash: argon2id m={m} KiB, t={t} is below m={OWASP_M_COST_KIB} KiB (19 MiB), t={OWASP_T_COST}"
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// The hash text (for change detection; not a secret, but never log it).
@@ -123,10 +155,26 @@ impl StoredHash {
     }
 }
 
+impl CostProfile {
+    /// A rough time estimate (microseconds on one core of a 2020s server)
+    /// to pick the table's strongest entry: bcrypt doubles per cost step
+    /// (~60 ms at 10), argon2 grows with m × t (~30 ms at 19 MiB, t = 2).
+    pub fn work(self) -> u64 {
+        match self {
+            CostProfile::Bcrypt { cost } => 60_000u64.saturating_mul(1u64 << cost.min(40)) >> 10,
+            CostProfile::Argon2id { m, t, p, .. } => {
+                u64::from(m) * u64::from(t) * 3 / 4 + u64::from(p)
+            }
+        }
+    }
+}
+
 fn argon2_profile(text: &str) -> Result<CostProfile, &'static str> {
     let parsed = PasswordHash::new(text).map_err(|_| "malformed argon2 PHC string")?;
-    if parsed.algorithm != Algorithm::Argon2id.ident() {
-        return Err("only argon2id is accepted (not argon2i or argon2d)");
+    if parsed.algorithm != Algorithm::Argon2id.ident()
+        && parsed.algorithm != Algorithm::Argon2i.ident()
+    {
+        return Err("only argon2id (or argon2i, read-only) is accepted, not argon2d");
     }
     if parsed.hash.is_none() || parsed.salt.is_none() {
         return Err("argon2 PHC string without salt or hash");
@@ -197,6 +245,23 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         OWASP_P_COST,
         None,
     )
+}
+
+/// Hashes a password as bcrypt (`$2b$`) with `cost` (4..=31), for teams
+/// whose tools need bcrypt.
+pub fn hash_password_bcrypt(password: &str, cost: u32) -> Result<String, PasswordError> {
+    if password.is_empty() {
+        return Err(PasswordError::Empty);
+    }
+    if password.len() > BCRYPT_MAX_PASSWORD {
+        return Err(PasswordError::Hash(format!(
+            "bcrypt reads only the first {BCRYPT_MAX_PASSWORD} bytes; use argon2id for longer passwords"
+        )));
+    }
+    if !(4..=31).contains(&cost) {
+        return Err(PasswordError::Hash("bcrypt cost must be 4..=31".into()));
+    }
+    bcrypt::hash(password, cost).map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
 /// Reads a password for `regate hash-password`: from the terminal without
@@ -270,15 +335,66 @@ mod tests {
         for bad in [
             "plaintext",
             "$1$abc$def",
-            "$2a$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
             "$2b$04$short",
             "$2b$99$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
-            "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+            "$argon2d$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
             "$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
         ] {
             let err = StoredHash::parse(bad).unwrap_err();
             assert!(!err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn go_and_php_bcrypt_prefixes_and_argon2i_verify() {
+        let h = bcrypt::hash("pw", 4).unwrap();
+        for prefix in ["$2a$", "$2y$"] {
+            let other = h.replacen("$2b$", prefix, 1);
+            let stored = StoredHash::parse(&other).unwrap();
+            assert!(stored.verify(b"pw"), "{prefix}");
+            assert!(!stored.verify(b"px"), "{prefix}");
+        }
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let params = Params::new(19 * 1024, 2, 1, None).unwrap();
+        let i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"legacy", &salt)
+            .unwrap()
+            .to_string();
+        let stored = StoredHash::parse(&i).unwrap();
+        assert!(stored.verify(b"legacy") && !stored.verify(b"legacx"));
+        assert!(stored.weakness().unwrap().contains("argon2i"));
+    }
+
+    #[test]
+    fn weak_costs_are_named() {
+        let weak = StoredHash::parse(&bcrypt::hash("pw", 9).unwrap()).unwrap();
+        assert!(weak.weakness().unwrap().contains("bcrypt cost 9"));
+        let ok = StoredHash::parse(&hash_password_bcrypt("pw", 10).unwrap()).unwrap();
+        assert_eq!(ok.weakness(), None);
+        let light = argon2_hash(b"pw", 8 * 1024, 2, 1, None).unwrap();
+        let w = StoredHash::parse(&light).unwrap().weakness().unwrap();
+        assert!(w.contains("m=8192"), "{w}");
+        let once = argon2_hash(b"pw", 19 * 1024, 1, 1, None).unwrap();
+        assert!(StoredHash::parse(&once).unwrap().weakness().is_some());
+        let owasp = hash_password("pw").unwrap();
+        assert_eq!(StoredHash::parse(&owasp).unwrap().weakness(), None);
+    }
+
+    #[test]
+    fn work_orders_costs() {
+        let b = |cost| CostProfile::Bcrypt { cost }.work();
+        let a = |m, t| {
+            CostProfile::Argon2id {
+                m,
+                t,
+                p: 1,
+                len: 32,
+            }
+            .work()
+        };
+        assert!(b(4) < b(10) && b(10) < b(12));
+        assert!(a(19456, 2) < a(65536, 3));
+        assert!(b(4) < a(19456, 2) && a(19456, 2) < b(12));
     }
 
     #[test]

@@ -51,6 +51,9 @@ impl Authenticator {
         let old = fs.table();
         match UserTable::load(fs.path(), &*fs.role_check, Some(&old)) {
             Ok(new) => {
+                for w in new.warnings() {
+                    tracing::warn!(key = %w.key, problem = %w.problem, "users file");
+                }
                 let changed: HashSet<Arc<str>> = old.changed_in(&new).into_iter().collect();
                 let users = new.len();
                 fs.swap(new);

@@ -25,11 +25,13 @@ pub enum FailureReason {
     Unavailable,
     /// Verified, but the user has no known role (cluster source).
     NoRole,
+    /// A certificate-bound user on a connection without that certificate.
+    CertMismatch,
 }
 
 impl FailureReason {
     /// Every reason, for exporters.
-    pub const ALL: [FailureReason; 8] = [
+    pub const ALL: [FailureReason; 9] = [
         FailureReason::Missing,
         FailureReason::Malformed,
         FailureReason::Duplicate,
@@ -38,6 +40,7 @@ impl FailureReason {
         FailureReason::Throttled,
         FailureReason::Unavailable,
         FailureReason::NoRole,
+        FailureReason::CertMismatch,
     ];
 
     /// A stable label.
@@ -51,6 +54,7 @@ impl FailureReason {
             FailureReason::Throttled => "throttled",
             FailureReason::Unavailable => "unavailable",
             FailureReason::NoRole => "no_role",
+            FailureReason::CertMismatch => "client_cert_mismatch",
         }
     }
 
@@ -76,11 +80,12 @@ pub struct AuthStats {
     cache_misses: AtomicU64,
     coalesced: AtomicU64,
     successes: AtomicU64,
-    failures: [AtomicU64; 8],
+    failures: [AtomicU64; 9],
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     syncs: AtomicU64,
     sync_failures: AtomicU64,
+    shared_fallbacks: AtomicU64,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -134,6 +139,15 @@ impl AuthStats {
         get(&self.sync_failures)
     }
 
+    /// Failed-login checks or charges the shared store (Redis) did not
+    /// answer, decided by the local budgets instead.
+    pub fn shared_fallbacks(&self) -> u64 {
+        get(&self.shared_fallbacks)
+    }
+
+    pub(crate) fn shared_fallback(&self) {
+        bump(&self.shared_fallbacks)
+    }
     pub(crate) fn verification(&self) {
         bump(&self.verifications)
     }

@@ -1,10 +1,11 @@
-//! Failed-login limits, per client IP and per user name, consulted **before**
-//! any hashing. Only failures consume the budget. governor's keyed GCRA
-//! counts failures; since it cannot be peeked without consuming, a small
-//! side map remembers keys whose budget is spent and until when. Limits
-//! always recover. State is bounded: past `max_keys` the map is swept, and
-//! keys that still do not fit share one overflow bucket, so a flood of
-//! fresh keys never frees a key that is already limited.
+//! [`FailureLimiter`]: one keyed failed-login budget, consulted **before**
+//! any hashing; only failures consume it (the three budgets built from it
+//! are in `budgets.rs`). governor's keyed GCRA counts failures; since it
+//! cannot be peeked without consuming, a small side map remembers keys
+//! whose budget is spent and until when. Limits always recover. State is
+//! bounded: past `max_keys` the map is swept, and keys that still do not
+//! fit share one overflow bucket, so a flood of fresh keys never frees a
+//! key that is already limited.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -35,6 +35,7 @@ struct UserRecord {
     password_hash: String,
     role: String,
     uid: Option<u64>,
+    client_cert: Option<String>,
 }
 
 /// One user of the users file.
@@ -45,6 +46,9 @@ pub struct UserEntry {
     pub hash: StoredHash,
     pub role: Arc<str>,
     pub uid: Option<u64>,
+    /// A client-certificate name (subject CN, SAN email or DNS name) the
+    /// connection must have presented for this user's credentials to count.
+    pub client_cert: Option<Arc<str>>,
 }
 
 /// All users of one version of the users file, plus the dummy hash that
@@ -53,6 +57,8 @@ pub struct UserEntry {
 pub struct UserTable {
     users: HashMap<Arc<str>, Arc<UserEntry>>,
     dummy: StoredHash,
+    /// Weak or legacy hashes, each naming its `users[i].password_hash`.
+    warnings: Vec<ConfigError>,
 }
 
 impl UserTable {
@@ -92,6 +98,7 @@ impl UserTable {
             )]
         })?;
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         let mut users: HashMap<Arc<str>, Arc<UserEntry>> = HashMap::new();
         for (i, rec) in file.users.into_iter().enumerate() {
             let mut err = |field: &str, problem: &str| {
@@ -108,9 +115,25 @@ impl UserTable {
             if !has_role(&rec.role) {
                 err("role", "unknown role");
             }
+            if rec
+                .client_cert
+                .as_deref()
+                .is_some_and(|c| name_problem(c).is_some())
+            {
+                err(
+                    "client_cert",
+                    "not a certificate name (empty, or with ':' or control characters)",
+                );
+            }
             let hash = StoredHash::parse(&rec.password_hash)
                 .map_err(|problem| err("password_hash", problem))
                 .ok();
+            if let Some(weak) = hash.as_ref().and_then(StoredHash::weakness) {
+                warnings.push(ConfigError::new(
+                    format!("users[{i}].password_hash"),
+                    format!("{weak} (user {:?} in {})", rec.name, path.display()),
+                ));
+            }
             if let Some(hash) = hash {
                 let name: Arc<str> = rec.name.into();
                 let entry = UserEntry {
@@ -118,6 +141,7 @@ impl UserTable {
                     hash,
                     role: rec.role.into(),
                     uid: rec.uid,
+                    client_cert: rec.client_cert.map(Arc::from),
                 };
                 users.entry(name).or_insert_with(|| Arc::new(entry));
             }
@@ -125,7 +149,7 @@ impl UserTable {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let profile = dominant_profile(users.values().map(|u| u.hash.profile()));
+        let profile = strongest_profile(users.values().map(|u| u.hash.profile()));
         let dummy = match previous {
             Some(prev) if prev.dummy.profile() == profile => prev.dummy.clone(),
             _ => StoredHash::dummy(profile).map_err(|e| {
@@ -135,7 +159,11 @@ impl UserTable {
                 )]
             })?,
         };
-        Ok(UserTable { users, dummy })
+        Ok(UserTable {
+            users,
+            dummy,
+            warnings,
+        })
     }
 
     /// Looks a user up by exact name.
@@ -148,6 +176,12 @@ impl UserTable {
         &self.dummy
     }
 
+    /// Weak or legacy hashes (`check-config` prints them; the gateway
+    /// logs them at load).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
     /// Number of users.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -158,18 +192,39 @@ impl UserTable {
         self.users.is_empty()
     }
 
-    /// Users present here whose password hash differs in `next` or who are
-    /// gone from it: their cached verifications must be dropped.
+    /// True when some user is bound to a client certificate.
+    pub fn has_cert_bindings(&self) -> bool {
+        self.users.values().any(|u| u.client_cert.is_some())
+    }
+
+    /// Users present here whose entry (hash, role, uid, certificate
+    /// binding) differs in `next` or who are gone from it: their cached
+    /// verifications must be dropped.
     pub fn changed_in(&self, next: &UserTable) -> Vec<Arc<str>> {
         self.users
             .iter()
-            .filter(|(name, old)| {
-                next.get(name)
-                    .is_none_or(|new| new.hash.as_str() != old.hash.as_str())
-            })
+            .filter(|(name, old)| next.get(name).is_none_or(|new| new != *old))
             .map(|(name, _)| name.clone())
             .collect()
     }
+}
+
+/// A `[[users]]` entry as TOML, ready to paste into a users file
+/// (`regate hash-password --user NAME --role ROLE`).
+pub fn user_block(name: &str, hash: &str, role: &str) -> Result<String, &'static str> {
+    if let Some(problem) = name_problem(name) {
+        return Err(problem);
+    }
+    if role.is_empty() || role.chars().any(char::is_control) {
+        return Err("the role is empty or has control characters");
+    }
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    Ok(format!(
+        "[[users]]\nname = {}\npassword_hash = {}\nrole = {}\n",
+        quote(name),
+        quote(hash),
+        quote(role)
+    ))
 }
 
 /// Why a user name cannot be used, if it cannot.
@@ -185,16 +240,12 @@ fn name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The most common cost profile (the default one for an empty table).
-fn dominant_profile(profiles: impl Iterator<Item = CostProfile>) -> CostProfile {
-    let mut counts: HashMap<CostProfile, usize> = HashMap::new();
-    for p in profiles {
-        *counts.entry(p).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .max_by_key(|(p, n)| (*n, matches!(p, CostProfile::Argon2id { .. })))
-        .map(|(p, _)| p)
+/// The costliest profile of the table (the default one for an empty
+/// table): unknown users then take at least as long as any real one, so
+/// cost differences do not tell them apart.
+fn strongest_profile(profiles: impl Iterator<Item = CostProfile>) -> CostProfile {
+    profiles
+        .max_by_key(|p| (p.work(), matches!(p, CostProfile::Argon2id { .. })))
         .unwrap_or(DEFAULT_PROFILE)
 }
 
@@ -230,6 +281,27 @@ mod tests {
         assert_eq!((&*alice.role, alice.uid), ("admin", Some(7)));
         assert_eq!(t.dummy().profile(), CostProfile::Bcrypt { cost: 4 });
         assert!(t.get("Alice").is_none());
+    }
+
+    #[test]
+    fn dummy_takes_the_strongest_cost_and_weak_hashes_warn() {
+        let text = format!(
+            "[[users]]\nname = \"a\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+             [[users]]\nname = \"b\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+             [[users]]\nname = \"c\"\npassword_hash = \"{}\"\nrole = \"admin\"\n",
+            bcrypt4("pw"),
+            bcrypt4("pw"),
+            bcrypt::hash("pw", 6).unwrap().replacen("$2b$", "$2a$", 1)
+        );
+        let t = UserTable::parse(&text, Path::new("u.toml"), &any_role, None).unwrap();
+        assert_eq!(
+            t.dummy().profile(),
+            CostProfile::Bcrypt { cost: 6 },
+            "not the most common"
+        );
+        let keys: Vec<_> = t.warnings().iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert!(t.warnings()[0].problem.contains("bcrypt cost"));
     }
 
     #[test]

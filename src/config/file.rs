@@ -67,6 +67,11 @@ pub struct TlsFile {
     pub cert: String,
     /// PEM private key: PKCS#8, SEC1 or RSA.
     pub key: String,
+    /// PEM CA certificate(s) client certificates must chain to.
+    pub client_ca: Option<String>,
+    /// `"none"` (default), `"optional"` or `"required"`.
+    #[serde(default)]
+    pub client_auth: crate::server::tls::ClientAuth,
 }
 
 /// `[upstream]`

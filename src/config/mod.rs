@@ -221,6 +221,33 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
+/// `[tls] client_auth` with its `client_ca`, checked as a pair.
+fn client_auth<'a>(
+    mode: crate::server::tls::ClientAuth,
+    ca: Option<&'a Path>,
+    errs: &mut Vec<ConfigError>,
+) -> Option<(crate::server::tls::ClientAuth, &'a Path)> {
+    use crate::server::tls::ClientAuth;
+    match (mode, ca) {
+        (ClientAuth::None, None) => None,
+        (ClientAuth::None, Some(_)) => {
+            errs.push(ConfigError::new(
+                "tls.client_auth",
+                "tls.client_ca is set but client_auth is \"none\" (use \"optional\" or \"required\")",
+            ));
+            None
+        }
+        (_, None) => {
+            errs.push(ConfigError::new(
+                "tls.client_ca",
+                "required when client_auth is \"optional\" or \"required\"",
+            ));
+            None
+        }
+        (mode, Some(ca)) => Some((mode, ca)),
+    }
+}
+
 /// Validates the parsed file into a [`Config`].
 pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut errs = Vec::new();
@@ -256,9 +283,15 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             None
         }
         Some(t) => {
-            crate::server::tls::server_config(&resolve(base, &t.cert), &resolve(base, &t.key))
-                .map_err(|e| errs.push(e))
-                .ok()
+            let client_ca = t.client_ca.as_deref().map(|p| resolve(base, p));
+            let client = client_auth(t.client_auth, client_ca.as_deref(), &mut errs);
+            crate::server::tls::server_config(
+                &resolve(base, &t.cert),
+                &resolve(base, &t.key),
+                client,
+            )
+            .map_err(|e| errs.push(e))
+            .ok()
         }
     };
 
@@ -289,6 +322,20 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
         }
         None => None,
     };
+    let no_client_certs = file
+        .tls
+        .as_ref()
+        .is_none_or(|t| t.client_auth == crate::server::tls::ClientAuth::None);
+    if let Some(crate::auth::config::SourceSettings::File { table, .. }) =
+        auth.as_ref().map(|a| &a.source)
+    {
+        if no_client_certs && table.has_cert_bindings() {
+            errs.push(ConfigError::new(
+                "auth.users",
+                "some users have client_cert, but tls.client_auth is \"none\": they could never log in",
+            ));
+        }
+    }
     let rate_limit = file.rate_limit.validate().map_err(|e| errs.extend(e)).ok();
     let audit = file.audit.validate(base).map_err(|e| errs.extend(e)).ok();
     let metrics = file.metrics.validate().map_err(|e| errs.extend(e)).ok();

@@ -52,6 +52,7 @@ use governor::clock::{Clock, DefaultClock};
 
 pub use config::RateLimitFile;
 pub use settings::{Backend, ClassQuotas, QuotaSpec, RateLimitSettings, RedisSettings, RoleQuotas};
+pub use shared::{BudgetKey, SharedBudgets};
 pub use sweep::RateLimitStats;
 pub use verdict::{
     Denied, Limited, Verdict, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,
@@ -201,6 +202,13 @@ impl<C: Clock + Clone> RateLimiter<C> {
 
     pub fn settings(&self) -> &RateLimitSettings {
         &self.settings
+    }
+
+    /// The Redis backend as a store of separately charged budgets (failed
+    /// logins), when `backend = "redis"` (also with `enabled = false`: that
+    /// switch is about request limits).
+    pub fn shared_budgets(&self) -> Option<SharedBudgets> {
+        self.shared.clone().map(SharedBudgets::new)
     }
 
     /// Per-IP check, before authentication (local state). `client_ip` is

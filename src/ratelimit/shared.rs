@@ -1,6 +1,8 @@
 //! `backend = "redis"`: one budget for N gateway instances. Each decision
 //! is one `EVALSHA` of `gcra.lua`, which reads every limit of the request,
 //! and writes them only if all allow, atomically on the Redis server.
+//! Failed-login budgets ([`SharedBudgets`]) use `budget.lua`: the same
+//! GCRA state, checked without spending, or charged key by key.
 //!
 //! A slow or dead Redis must not stall requests: every call is bounded by
 //! `redis_timeout`, and after a failure a breaker skips Redis for
@@ -25,6 +27,63 @@ use super::verdict::{secs_ceil, Limited, Verdict};
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 /// At most one warning per this interval while Redis fails.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A handle on the Redis backend for keyed budgets that are checked and
+/// charged separately (failed logins): keys are prefixed with
+/// `key_prefix`; a call Redis does not answer is counted as a local
+/// fallback and reported as `Err(())` for the caller to decide alone.
+#[derive(Clone)]
+pub struct SharedBudgets {
+    shared: std::sync::Arc<Shared>,
+}
+
+/// One budget: its key (without the prefix), emission interval and burst.
+pub struct BudgetKey<'a> {
+    pub key: &'a str,
+    pub interval: Duration,
+    pub burst: u32,
+}
+
+impl SharedBudgets {
+    pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
+        SharedBudgets { shared }
+    }
+
+    /// The longest wait among the spent budgets of `keys`, `None` if none
+    /// is spent. Spends nothing.
+    pub async fn check(&self, keys: &[BudgetKey<'_>]) -> Result<Option<Duration>, ()> {
+        self.run("check", keys).await
+    }
+
+    /// Spends a unit of each of `keys` that has one.
+    pub async fn charge(&self, keys: &[BudgetKey<'_>]) -> Result<(), ()> {
+        self.run("charge", keys).await.map(|_| ())
+    }
+
+    async fn run(&self, mode: &str, keys: &[BudgetKey<'_>]) -> Result<Option<Duration>, ()> {
+        let sh = &*self.shared;
+        let prefix = sh.settings.key_prefix.as_str();
+        let call = async {
+            let mut conn = sh.connection().await?;
+            let mut invocation = sh.budget_script.prepare_invoke();
+            invocation.arg(mode);
+            for k in keys {
+                let t = micros(k.interval);
+                invocation.key(format!("{prefix}{}", k.key));
+                invocation.arg(t);
+                invocation.arg(t.saturating_mul(u64::from(k.burst.saturating_sub(1))));
+            }
+            invocation.invoke_async::<i64>(&mut conn).await
+        };
+        match sh.guarded(call).await {
+            Ok(wait) => Ok((wait > 0).then(|| Duration::from_micros(wait.unsigned_abs()))),
+            Err(_) => {
+                sh.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                Err(())
+            }
+        }
+    }
+}
 
 /// One limit of a shared decision.
 pub(crate) struct Step {
@@ -54,6 +113,7 @@ pub(crate) struct Counters {
 pub(crate) struct Shared {
     pub settings: RedisSettings,
     script: redis::Script,
+    budget_script: redis::Script,
     conn: OnceCell<ConnectionManager>,
     epoch: Instant,
     /// Milliseconds since `epoch` before which Redis is skipped.
@@ -69,6 +129,7 @@ impl Shared {
         Shared {
             settings,
             script: redis::Script::new(include_str!("gcra.lua")),
+            budget_script: redis::Script::new(include_str!("budget.lua")),
             conn: OnceCell::new(),
             epoch: Instant::now(),
             open_until_ms: AtomicU64::new(0),
@@ -105,6 +166,23 @@ impl Shared {
         &self,
         steps: &[Step],
     ) -> Result<Result<Verdict, Limited>, Unanswered> {
+        let call = async {
+            let values = self.call(steps).await?;
+            interpret(steps, &values).ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "unexpected script reply",
+                ))
+            })
+        };
+        self.guarded(call).await
+    }
+
+    /// Runs one Redis call under the breaker and `redis_timeout`.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Unanswered> {
         // While failing, one request at a time probes; the guard releases
         // the probe even if the pipeline drops this future midway.
         let _probe = if self.failing.load(Ordering::Acquire) {
@@ -118,19 +196,15 @@ impl Shared {
         } else {
             None
         };
-        let result = tokio::time::timeout(self.settings.timeout, self.call(steps)).await;
-        let failure = match result {
-            Ok(Ok(values)) => match interpret(steps, &values) {
-                Some(decision) => {
-                    if self.failing.swap(false, Ordering::AcqRel) {
-                        tracing::info!(
-                            "redis rate-limit backend answers again; shared limits restored"
-                        );
-                    }
-                    return Ok(decision);
+        let failure = match tokio::time::timeout(self.settings.timeout, call).await {
+            Ok(Ok(value)) => {
+                if self.failing.swap(false, Ordering::AcqRel) {
+                    tracing::info!(
+                        "redis rate-limit backend answers again; shared limits restored"
+                    );
                 }
-                None => "unexpected script reply".to_string(),
-            },
+                return Ok(value);
+            }
             Ok(Err(e)) => format!("{:?}: {e}", e.kind()),
             Err(_) => format!("no answer within {:?}", self.settings.timeout),
         };

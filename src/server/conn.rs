@@ -124,7 +124,12 @@ pub async fn serve(
         h2: session.alpn_protocol() == Some(b"h2"),
         worker,
         activity: Activity::new(),
-        auth_memo: Default::default(),
+        auth_memo: crate::auth::AuthMemo::with_client_cert(
+            session
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| super::client_cert::read(leaf)),
+        ),
         linger: Default::default(),
     });
     // The h2 preface is honoured only as the first bytes of a connection

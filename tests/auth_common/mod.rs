@@ -71,6 +71,7 @@ pub fn file_auth(users: &[User], extra: &str) -> Fixture {
 
 /// Generous failure limits so only tests about limits meet them.
 pub const NO_LIMITS: &str = "failed_per_ip = { rate = \"100000/s\", burst = 100000 }\n\
+                             failed_per_ip_user = { rate = \"100000/s\", burst = 100000 }\n\
                              failed_per_user = { rate = \"100000/s\", burst = 100000 }\n";
 
 pub fn basic(user: &str, password: &str) -> HeaderMap {

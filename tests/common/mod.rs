@@ -55,6 +55,12 @@ impl World {
     }
 
     pub async fn with(setup: Setup) -> World {
+        Self::with_tls(setup, "").await
+    }
+
+    /// Like [`World::with`], with extra keys in the `[tls]` section
+    /// (`client_ca`, `client_auth`).
+    pub async fn with_tls(setup: Setup, tls_extra: &str) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate().unwrap();
@@ -98,8 +104,9 @@ impl World {
             extra = extra.replace(&format!("{{node{i}}}"), u);
         }
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n\n{}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n{}\n\n[upstream]\nnodes = [{}]\nca = \"ca.pem\"\n\n{}\n",
             setup.server,
+            tls_extra,
             nodes.join(", "),
             extra
         );
@@ -312,8 +319,13 @@ pub fn basic(user: &str, pass: &str) -> String {
 
 impl TestClient {
     pub fn new(ca_pem: &str, h2: bool) -> TestClient {
+        Self::with_tls(client_tls(ca_pem, &[]), h2)
+    }
+
+    /// A client over a given rustls config (e.g. one with a client
+    /// certificate); ALPN is set from `h2`.
+    pub fn with_tls(tls: rustls::ClientConfig, h2: bool) -> TestClient {
         // hyper-rustls sets ALPN from the enabled versions
-        let tls = client_tls(ca_pem, &[]);
         let b = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only();
