@@ -69,10 +69,26 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain of audit files (rotated ones included):
-    /// reports the first edited, deleted or reordered record.
+    /// reports the first edited, deleted or reordered record, and with
+    /// --key every checkpoint's signature. Exit 0 intact, 1 tampered,
+    /// 2 unreadable input or usage error.
     Verify {
+        /// The Ed25519 public key (PEM) from `regate audit keygen`.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The checkpoints copied to `checkpoint_sink` (a file, or the
+        /// service log saved with `journalctl -o cat`): finds a cut tail.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Write a new checkpoint signing key pair into DIR:
+    /// audit-signing.key (mode 0600, for `[audit] signing_key`) and
+    /// audit-signing.pub.pem (for the auditor's `verify --key`).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -110,17 +126,52 @@ fn main() -> ExitCode {
             path,
         } => explain(&config, &user, role.as_deref(), &method, &path),
         Command::Audit {
-            command: AuditCommand::Verify { files },
-        } => match regate::audit::verify(&files) {
-            Ok(report) => {
-                println!("{report}");
+            command:
+                AuditCommand::Verify {
+                    key,
+                    checkpoints,
+                    files,
+                },
+        } => audit_verify(key.as_deref(), checkpoints, &files),
+        Command::Audit {
+            command: AuditCommand::Keygen { out },
+        } => match regate::audit::seal::keygen(&out) {
+            Ok((private, public, id)) => {
+                println!("key id {id}\nprivate key (keep on the gateway, mode 0600): {}\npublic key (for `regate audit verify --key`): {}", private.display(), public.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
+                eprintln!("regate: {e}");
+                ExitCode::from(2)
             }
         },
+    }
+}
+
+/// Exit 0 intact, 1 tampered, 2 unreadable input.
+fn audit_verify(key: Option<&Path>, checkpoints: Option<PathBuf>, files: &[PathBuf]) -> ExitCode {
+    let key = match key.map(regate::audit::seal::VerifyKey::load) {
+        Some(Err(e)) => {
+            eprintln!("regate: {e}");
+            return ExitCode::from(2);
+        }
+        Some(Ok(k)) => Some(k),
+        None => None,
+    };
+    let opts = regate::audit::VerifyOptions { key, checkpoints };
+    match regate::audit::verify_with(files, &opts) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ regate::audit::VerifyError::Io { .. }) => {
+            eprintln!("regate: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            println!("TAMPERED: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

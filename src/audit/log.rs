@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use super::chain::{recover, ChainHead};
+use super::chain::{recover_sealed, ChainHead};
 use super::config::{AuditSettings, OnFull, SinkSettings};
 use super::json::hex;
 use super::record::AuditRecord;
@@ -87,6 +87,8 @@ pub(super) struct Queue {
     pub(super) lines: VecDeque<Vec<u8>>,
     pub(super) closed: bool,
     pub(super) reopen: bool,
+    /// New settings from a reload, for the writer to apply.
+    pub(super) reconfig: Option<writer::Reconfig>,
     /// The writer sleeps on the condvar: the next line must wake it.
     /// While it is awake (writing, or lingering to gather a batch) pushes
     /// skip the wake-up syscall.
@@ -130,16 +132,19 @@ impl AuditLog {
         if !settings.enabled {
             return Ok(AuditLog::disabled());
         }
-        let head = match &settings.sink {
-            SinkSettings::File { path, .. } => recover(path)?,
-            SinkSettings::Stdout => ChainHead::genesis(),
+        // Lock first: only the one writer may cut a torn tail.
+        let mut sink = Sink::open(&settings.sink)?;
+        let (head, sealed) = match &settings.sink {
+            SinkSettings::File { path, .. } => recover_sealed(path)?,
+            SinkSettings::Stdout => (ChainHead::genesis(), false),
         };
-        let sink = Sink::open(&settings.sink)?;
+        sink.refresh()?;
         let log = AuditLog::new(&settings, head);
         let shared = log.shared.clone();
+        let (fsync, seal) = (settings.fsync, settings.seal.clone());
         std::thread::Builder::new()
             .name("regate-audit".into())
-            .spawn(move || writer::run(shared, sink, head, settings.fsync))?;
+            .spawn(move || writer::run(shared, sink, head, fsync, seal, sealed))?;
         Ok(log)
     }
 

@@ -47,18 +47,22 @@
 //! records are counted as `failed`, and with `required = true`
 //! [`AuditLog::healthy`] turns false so the gateway answers 503.
 
+pub mod anchor;
 pub mod chain;
+mod checkpoint;
 pub mod config;
 pub mod json;
 mod log;
 mod reaper;
 pub mod record;
+pub mod seal;
 pub mod sink;
 pub mod time;
 pub mod verify;
 mod writer;
 
-pub use config::{AuditConfig, AuditSettings, Fsync, OnFull, SinkSettings};
+pub use anchor::AnchorSettings;
+pub use config::{AuditConfig, AuditSettings, Fsync, OnFull, SealSettings, SinkSettings};
 pub use log::{AuditLog, AuditSlot, AuditStats, Submitted};
 pub use record::{AuditRecord, Decision, RateLimit};
-pub use verify::{verify, Break, VerifyError, VerifyReport};
+pub use verify::{verify, verify_with, Break, Unsealed, VerifyError, VerifyOptions, VerifyReport};

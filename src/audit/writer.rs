@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chain::ChainHead;
-use super::config::Fsync;
+use super::checkpoint::Checkpoints;
+use super::config::{Fsync, SealSettings};
 use super::json::hex;
 use super::log::{lock, Shared};
 use super::sink::Sink;
@@ -28,20 +29,46 @@ const LINGER: Duration = Duration::from_millis(2);
 /// than a quarter of the queue, so a small queue does not fill meanwhile).
 const SMALL_BATCH: usize = 512;
 
-/// Runs until the queue is closed and drained, then syncs and signals done.
-pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsync: Fsync) {
+/// What a reload hands the writer: a sink already opened (and locked) at
+/// the new path, and the new sync and sealing settings.
+pub(super) struct Reconfig {
+    pub(super) sink: Option<Sink>,
+    pub(super) fsync: Fsync,
+    pub(super) seal: Option<SealSettings>,
+}
+
+/// Runs until the queue is closed and drained, then seals, syncs and
+/// signals done. `sealed`: the trail already ends with a checkpoint.
+pub(super) fn run(
+    shared: Arc<Shared>,
+    mut sink: Sink,
+    mut head: ChainHead,
+    mut fsync: Fsync,
+    seal: Option<SealSettings>,
+    sealed: bool,
+) {
     let guard = DoneGuard(shared.clone());
+    let mut cps = seal.map(|s| Checkpoints::new(s, &head, sealed));
     let mut batch: VecDeque<Vec<u8>> = VecDeque::new();
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut dirty_since: Option<Instant> = None;
+    // A trail left unsealed (a crash, or signing just turned on) is sealed
+    // first, so no more than `checkpoint_records` records ever sit between
+    // two checkpoints.
+    seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
     loop {
-        let (closed, reopen) = {
+        let (closed, reopen, reconfig) = {
             let mut q = lock(&shared.queue);
-            while q.lines.is_empty() && !q.closed && !q.reopen {
-                let wait = match (fsync, dirty_since) {
+            while q.lines.is_empty() && !q.closed && !q.reopen && q.reconfig.is_none() {
+                let sync_in = match (fsync, dirty_since) {
                     (Fsync::Every(every), Some(since)) => every.saturating_sub(since.elapsed()),
                     _ => Duration::MAX,
                 };
+                let seal_in = cps
+                    .as_ref()
+                    .and_then(|c| c.due_in())
+                    .unwrap_or(Duration::MAX);
+                let wait = sync_in.min(seal_in);
                 if wait.is_zero() {
                     break;
                 }
@@ -65,20 +92,48 @@ pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsyn
             }
             std::mem::swap(&mut q.lines, &mut batch);
             // Once closed, no line can be pushed any more: this batch is the last.
-            (q.closed, std::mem::take(&mut q.reopen))
+            (q.closed, std::mem::take(&mut q.reopen), q.reconfig.take())
         };
+        if !batch.is_empty() {
+            let n = batch.len();
+            write_batch(&shared, &mut sink, &mut head, &batch, &mut buf, &mut cps);
+            batch.clear();
+            dirty_since.get_or_insert_with(Instant::now);
+            shared.permits.add_permits(n);
+        }
+        if cps
+            .as_ref()
+            .is_some_and(|c| c.due_in().is_some_and(|d| d.is_zero()))
+            || closed
+        {
+            seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
+        }
+        if reopen || reconfig.is_some() {
+            // Close the old file sealed and synced, then carry on in the new one.
+            seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
+            sync(&shared, &mut sink, &mut cps, &mut dirty_since);
+        }
         if reopen {
             match sink.reopen() {
                 Ok(()) => tracing::info!(target: "regate::audit", "audit log reopened"),
                 Err(e) => set_ok(&shared, false, &e.to_string()),
             }
         }
-        if !batch.is_empty() {
-            let n = batch.len();
-            write_batch(&shared, &mut sink, &mut head, &batch, &mut buf);
-            batch.clear();
-            dirty_since.get_or_insert_with(Instant::now);
-            shared.permits.add_permits(n);
+        if let Some(next) = reconfig {
+            if let Some(s) = next.sink {
+                sink = s;
+            }
+            fsync = next.fsync;
+            let same = match (&cps, &next.seal) {
+                (Some(c), Some(n)) => c.settings() == n,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                cps = next.seal.map(|s| Checkpoints::new(s, &head, false));
+                seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
+            }
+            tracing::info!(target: "regate::audit", seq = head.seq, head = %hex(&head.hash), "audit settings applied; the chain continues");
         }
         let due = match (fsync, dirty_since) {
             (_, None) => false,
@@ -86,10 +141,7 @@ pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsyn
             (Fsync::Every(every), Some(since)) => closed || since.elapsed() >= every,
         };
         if due {
-            if let Err(e) = sink.sync() {
-                set_ok(&shared, false, &format!("fsync: {e}"));
-            }
-            dirty_since = None;
+            sync(&shared, &mut sink, &mut cps, &mut dirty_since);
         }
         if closed {
             tracing::info!(
@@ -104,15 +156,60 @@ pub(super) fn run(shared: Arc<Shared>, mut sink: Sink, mut head: ChainHead, fsyn
     drop(guard);
 }
 
-/// Chains and writes one batch. Lines that cannot be written are counted
-/// as failed and the chain rolls back to the last line actually written,
-/// so the next record links to what is on disk.
+/// Syncs the trail, then copies the newest checkpoint to the second sink.
+fn sync(
+    shared: &Shared,
+    sink: &mut Sink,
+    cps: &mut Option<Checkpoints>,
+    dirty_since: &mut Option<Instant>,
+) {
+    match sink.sync() {
+        Ok(()) => {
+            if let Some(c) = cps.as_mut() {
+                c.synced();
+            }
+        }
+        Err(e) => set_ok(shared, false, &format!("fsync: {e}")),
+    }
+    *dirty_since = None;
+}
+
+/// Writes a checkpoint for `head` if records are unsealed.
+fn seal_now(
+    shared: &Shared,
+    sink: &mut Sink,
+    head: &ChainHead,
+    cps: &mut Option<Checkpoints>,
+    dirty_since: &mut Option<Instant>,
+) {
+    let Some(c) = cps.as_mut().filter(|c| c.unsealed(head)) else {
+        return;
+    };
+    let mut line = Vec::with_capacity(256);
+    c.seal(head, &mut line);
+    match sink.ensure_current().and_then(|()| sink.write(&line)) {
+        Ok(()) => {
+            dirty_since.get_or_insert_with(Instant::now);
+        }
+        Err(e) => {
+            c.write_failed();
+            set_ok(shared, false, &e.to_string());
+        }
+    }
+}
+
+/// Chains and writes one batch, with a checkpoint after every
+/// `checkpoint_records` records and at the end of a file being rotated.
+/// Lines that cannot be written are counted as failed and the chain rolls
+/// back to the last line actually written, so the next record links to
+/// what is on disk.
 fn write_batch(
     shared: &Shared,
     sink: &mut Sink,
     head: &mut ChainHead,
     batch: &VecDeque<Vec<u8>>,
     buf: &mut Vec<u8>,
+    cps: &mut Option<Checkpoints>,
 ) {
     let mut committed = *head;
     let mut done = 0usize;
@@ -125,13 +222,18 @@ fn write_batch(
             let line_head = *head;
             head.append_line(fields, buf);
             if sink.should_rotate(before, buf.len()) {
-                if before > 0 {
-                    sink.write(&buf[..before])?;
+                let line = buf.split_off(before);
+                if let Some(c) = cps.as_mut().filter(|c| c.unsealed(&line_head)) {
+                    // The file being closed ends with a checkpoint.
+                    c.seal(&line_head, buf);
+                }
+                if !buf.is_empty() {
+                    sink.write(buf)?;
                     done += in_buf;
                     committed = line_head;
                     in_buf = 0;
-                    buf.drain(..before);
                 }
+                *buf = line;
                 sink.rotate()?;
                 tracing::info!(
                     target: "regate::audit",
@@ -141,6 +243,9 @@ fn write_batch(
                 );
             }
             in_buf += 1;
+            if let Some(c) = cps.as_mut() {
+                c.after_record(head, buf);
+            }
         }
         sink.write(buf)?;
         done += in_buf;
@@ -149,9 +254,17 @@ fn write_batch(
     })();
     shared.written.fetch_add(done as u64, Ordering::Relaxed);
     match result {
-        Ok(()) => set_ok(shared, true, ""),
+        Ok(()) => {
+            set_ok(shared, true, "");
+            if let Some(c) = cps.as_mut() {
+                c.written(head);
+            }
+        }
         Err(e) => {
             *head = committed;
+            if let Some(c) = cps.as_mut() {
+                c.write_failed();
+            }
             let failed = (batch.len() - done) as u64;
             shared.failed.fetch_add(failed, Ordering::Relaxed);
             set_ok(shared, false, &e.to_string());
