@@ -164,8 +164,12 @@ pub enum Break {
         expected: u64,
         expected_at: Option<(PathBuf, u64)>,
     },
-    /// The checkpoint's signature is bad or made with another key.
-    Forged(SealError),
+    /// The checkpoint's signature is bad or made with another key; `first`
+    /// is the first record no good checkpoint covers.
+    Forged {
+        error: SealError,
+        first: Option<(u64, PathBuf, u64)>,
+    },
     /// A checkpoint sealing `covers` where the chain is at `after`: an old
     /// checkpoint replayed, or one moved.
     Misplaced { covers: u64, after: u64 },
@@ -221,7 +225,13 @@ impl fmt::Display for Break {
                     None => write!(f, " (seq {found} repeats an earlier record)"),
                 }
             }
-            Break::Forged(e) => write!(f, "forged checkpoint: {e}"),
+            Break::Forged { error, first } => {
+                write!(f, "forged checkpoint: {error}")?;
+                match first {
+                    Some(first) => write!(f, "; first record not covered by a good checkpoint: {}", at(first)),
+                    None => Ok(()),
+                }
+            }
             Break::Misplaced { covers, after } => write!(
                 f,
                 "replayed or moved checkpoint: it seals seq {covers} but follows seq {after}"
@@ -331,7 +341,12 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
             if is_checkpoint(body) {
                 let cp = parse_checkpoint(body).map_err(|e| broken(Break::Malformed(e)))?;
                 if let Some(key) = &opts.key {
-                    key.check(&cp).map_err(|e| broken(Break::Forged(e)))?;
+                    key.check(&cp).map_err(|error| {
+                        broken(Break::Forged {
+                            error,
+                            first: first_unsealed.clone(),
+                        })
+                    })?;
                 }
                 match &prev {
                     Some(p) if cp.seq != p.seq => {
@@ -508,7 +523,7 @@ fn read_anchors(path: &Path, key: Option<&VerifyKey>) -> Result<Anchors, VerifyE
         match key.map(|k| k.check(&cp)) {
             // A service log may hold other gateways' checkpoints.
             Some(Err(SealError::OtherKey { .. })) => out.other_keys += 1,
-            Some(Err(e)) => return Err(broken(Break::Forged(e))),
+            Some(Err(error)) => return Err(broken(Break::Forged { error, first: None })),
             _ => out.list.push((cp, lines.line_no)),
         }
     }

@@ -153,6 +153,8 @@ pub(super) fn run(
             break;
         }
     }
+    // Release the file (and its lock) before anyone hears we are done.
+    drop(sink);
     drop(guard);
 }
 
