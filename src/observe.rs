@@ -41,6 +41,8 @@ pub struct Exchange {
     pub rule: Option<&'static str>,
     pub decision: Decision,
     pub principal: Option<Principal>,
+    /// The user name a failed login tried (audited; no principal exists).
+    pub attempted_user: Option<Box<str>>,
     pub rate_limit: RateLimit,
     /// The limit that refused the request (headers for the 429).
     pub limited: Option<Limited>,
@@ -154,6 +156,7 @@ impl OnDone for Finish {
             tls_version: ex.conn.tls_version,
             sni: ex.conn.sni.as_deref(),
             user: principal.map(|p| &*p.user),
+            attempted_user: ex.attempted_user.as_deref(),
             role: principal.map(|p| &*p.role),
             identity_source: principal.map(|p| p.source.as_str()),
             method: ex.method.as_str(),

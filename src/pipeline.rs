@@ -89,6 +89,7 @@ async fn start(
         rule: None,
         decision: Decision::Deny,
         principal: None,
+        attempted_user: None,
         rate_limit: RateLimit::NotChecked,
         limited: None,
         verdict: None,
@@ -154,6 +155,7 @@ async fn process(
         Err(r) => {
             gw.metrics
                 .observe_auth(Some(snap.auth.identity_source()), auth_outcome(&r));
+            ex.attempted_user = crate::auth::basic::attempted_user(req.headers());
             return Err(r);
         }
     };

@@ -64,6 +64,9 @@ pub struct AuditRecord<'a> {
     pub sni: Option<&'a str>,
     /// The user name as presented (escaped and truncated when written).
     pub user: Option<&'a str>,
+    /// A failed login's user name as sent (no principal): escaped and
+    /// truncated like every field, never the password.
+    pub attempted_user: Option<&'a str>,
     pub role: Option<&'a str>,
     /// `"file"` or `"cluster"`.
     pub identity_source: Option<&'a str>,
@@ -106,6 +109,7 @@ impl Default for AuditRecord<'_> {
             tls_version: "",
             sni: None,
             user: None,
+            attempted_user: None,
             role: None,
             identity_source: None,
             method: "",
@@ -147,6 +151,7 @@ impl AuditRecord<'_> {
         write_str(out, self.tls_version);
         opt_str(out, "sni", self.sni);
         opt_str(out, "user", self.user);
+        opt_str(out, "attempted_user", self.attempted_user);
         opt_str(out, "role", self.role);
         opt_str(out, "identity_source", self.identity_source);
         out.extend_from_slice(b",\"method\":");
