@@ -62,9 +62,12 @@ pub(super) struct Shared {
     pub(super) wake: Condvar,
     pub(super) permits: Arc<Semaphore>,
     capacity: usize,
-    on_full: OnFull,
-    required: bool,
+    /// `on_full = "drop"` (a reload may change it).
+    pub(super) drop_when_full: AtomicBool,
+    pub(super) required: AtomicBool,
     enabled: bool,
+    /// The settings in force, for a reload to compare with.
+    pub(super) settings: Mutex<AuditSettings>,
     pub(super) closed: AtomicBool,
     pub(super) accepted: AtomicU64,
     pub(super) written: AtomicU64,
@@ -78,6 +81,13 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    fn on_full(&self) -> OnFull {
+        match self.drop_when_full.load(Ordering::Relaxed) {
+            true => OnFull::Drop,
+            false => OnFull::Block,
+        }
     }
 }
 
@@ -103,7 +113,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The audit trail. Cheap to clone; all clones feed one writer thread.
 #[derive(Clone)]
 pub struct AuditLog {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     _owner: Arc<Owner>,
 }
 
@@ -163,9 +173,10 @@ impl AuditLog {
             wake: Condvar::new(),
             permits: Arc::new(Semaphore::new(settings.queue_capacity)),
             capacity: settings.queue_capacity,
-            on_full: settings.on_full,
-            required: settings.required,
+            drop_when_full: AtomicBool::new(settings.on_full == OnFull::Drop),
+            required: AtomicBool::new(settings.required),
             enabled: settings.enabled,
+            settings: Mutex::new(settings.clone()),
             closed: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             written: AtomicU64::new(0),
@@ -187,7 +198,7 @@ impl AuditLog {
         if !self.shared.enabled {
             return Submitted::Disabled;
         }
-        let permit = match self.shared.on_full {
+        let permit = match self.shared.on_full() {
             OnFull::Block => match self.shared.permits.clone().acquire_owned().await {
                 Ok(p) => p,
                 Err(_) => return self.refuse(Submitted::Closed),
@@ -218,7 +229,7 @@ impl AuditLog {
     /// waits and never loses the record. In `"drop"` mode a full queue
     /// yields an empty slot whose record is counted as dropped.
     pub async fn reserve(&self) -> AuditSlot {
-        let permit = match self.shared.on_full {
+        let permit = match self.shared.on_full() {
             _ if !self.shared.enabled => None,
             OnFull::Block => self.shared.permits.clone().acquire_owned().await.ok(),
             OnFull::Drop => self.shared.permits.clone().try_acquire_owned().ok(),
@@ -233,7 +244,7 @@ impl AuditLog {
         match self.shared.permits.clone().try_acquire_owned() {
             Ok(p) => Ok(p),
             Err(TryAcquireError::Closed) => Err(self.refuse(Submitted::Closed)),
-            Err(TryAcquireError::NoPermits) => match self.shared.on_full {
+            Err(TryAcquireError::NoPermits) => match self.shared.on_full() {
                 OnFull::Drop => Err(self.refuse(Submitted::Dropped)),
                 OnFull::Block => Err(Submitted::WouldBlock),
             },
@@ -268,7 +279,7 @@ impl AuditLog {
     /// False when `required = true` and the sink is failing (or the log is
     /// shut down): the gateway should answer 503 `audit_unavailable`.
     pub fn healthy(&self) -> bool {
-        !self.shared.required
+        !self.shared.required.load(Ordering::Relaxed)
             || (self.shared.sink_ok.load(Ordering::Relaxed)
                 && !self.shared.closed.load(Ordering::Relaxed))
     }

@@ -55,6 +55,7 @@ pub mod json;
 mod log;
 mod reaper;
 pub mod record;
+mod reload;
 pub mod seal;
 pub mod sink;
 pub mod time;

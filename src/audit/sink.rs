@@ -141,6 +141,14 @@ impl Sink {
         }
     }
 
+    /// New rotation limits (a reload); they apply from the next write.
+    pub fn set_limits(&mut self, max_bytes: u64, keep: u32) {
+        if let Sink::File(f) = self {
+            f.max_bytes = max_bytes;
+            f.keep = keep;
+        }
+    }
+
     /// Re-reads the file's size (after `recover` cut a torn tail).
     pub fn refresh(&mut self) -> io::Result<()> {
         match self {

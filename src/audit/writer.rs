@@ -33,6 +33,8 @@ const SMALL_BATCH: usize = 512;
 /// the new path, and the new sync and sealing settings.
 pub(super) struct Reconfig {
     pub(super) sink: Option<Sink>,
+    /// New `max_bytes` and `keep` for the same file.
+    pub(super) limits: Option<(u64, u32)>,
     pub(super) fsync: Fsync,
     pub(super) seal: Option<SealSettings>,
 }
@@ -122,6 +124,9 @@ pub(super) fn run(
         if let Some(next) = reconfig {
             if let Some(s) = next.sink {
                 sink = s;
+            }
+            if let Some((max_bytes, keep)) = next.limits {
+                sink.set_limits(max_bytes, keep);
             }
             fsync = next.fsync;
             let same = match (&cps, &next.seal) {
