@@ -48,10 +48,10 @@ fn lock_exclusive(file: &File, path: &Path) -> io::Result<()> {
                 ),
             ))
         }
-        Err(e) => Err(io::Error::new(
-            io::ErrorKind::Other,
-            format!("audit file {}: cannot lock: {e}", path.display()),
-        )),
+        Err(e) => Err(io::Error::other(format!(
+            "audit file {}: cannot lock: {e}",
+            path.display()
+        ))),
     }
 }
 
