@@ -215,6 +215,7 @@ fn chain(c: &mut Criterion) {
     // The writer thread's cost per record with checkpoints every 1000
     // records (the default): 1000 chain steps and one signature.
     let (sealer, _) = regate::audit::seal::Sealer::generate().expect("key");
+    g.throughput(Throughput::Elements(1));
     g.bench_function("seal_checkpoint_ed25519", |b| {
         b.iter(|| {
             out.clear();

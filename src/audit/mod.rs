@@ -35,9 +35,15 @@
 //!
 //! What it cannot show by itself: an edit to the very last line, a cut
 //! tail, or a wholesale rewrite of everything after an edit. For those,
-//! keep the chain head elsewhere: the writer logs `seq` and `head` (target
-//! `regate::audit`) at every rotation and shutdown, [`AuditLog::stats`]
-//! exposes it, and [`VerifyReport::head`] is what to compare it with.
+//! `[audit] signing_key` makes the writer append signed checkpoints
+//! ([`seal`], scheduled by `checkpoint`) and copy them to a second place
+//! ([`anchor`]); `verify` checks them with the public key
+//! ([`verify_with`]). Without a key, keep the chain head elsewhere: the
+//! writer logs `seq` and `head` (target `regate::audit`) at every rotation
+//! and shutdown, [`AuditLog::stats`] exposes it, and [`VerifyReport::head`]
+//! is what to compare it with.
+//!
+//! One writer per file: the sink holds an exclusive `flock` on it.
 //!
 //! # Durability
 //!
