@@ -109,6 +109,42 @@ fn version_label(v: Option<u16>) -> Option<&'static str> {
     })
 }
 
+impl Exchange {
+    /// `[audit] required = true`: the intent record (who, what, the
+    /// decision, the node) reaches the kernel before the request is
+    /// forwarded; false if it could not be written (answer 503). Without
+    /// `required`, one atomic load.
+    pub async fn commit_intent(&self, gw: &Gateway) -> bool {
+        if !gw.audit.wants_intent() {
+            return true;
+        }
+        let principal = self.principal.as_ref();
+        let rec = AuditRecord {
+            time: self.started_at,
+            request_id: self.id.to_str().unwrap_or("-"),
+            client_ip: self.client_ip,
+            client_port: self.conn.peer.port(),
+            tls_version: self.conn.tls_version,
+            sni: self.conn.sni.as_deref(),
+            user: principal.map(|p| &*p.user),
+            role: principal.map(|p| &*p.role),
+            identity_source: principal.map(|p| p.source.as_str()),
+            method: self.method.as_str(),
+            path: Some(self.path.as_deref().unwrap_or(self.raw_target.path())),
+            raw_path: self.raw_target.as_str().as_bytes(),
+            route: self.route.as_deref(),
+            api_version: version_label(self.api_version),
+            decision: self.decision,
+            rule: self.rule,
+            permission: self.permission.as_deref(),
+            rate_limit: self.rate_limit,
+            upstream: self.node.as_deref(),
+            ..AuditRecord::default()
+        };
+        gw.audit.intent(&rec).await
+    }
+}
+
 /// Hooks an [`Exchange`] to its response body's end.
 pub struct Finish {
     pub ex: Exchange,

@@ -247,6 +247,10 @@ async fn process(
     *up.uri_mut() = uri;
     *up.headers_mut() = parts.headers;
 
+    // [audit] required = true: no effect on the cluster without a record.
+    if !ex.commit_intent(gw).await {
+        return Err(Reject::AuditUnavailable);
+    }
     let sent = Instant::now();
     let result = forward::send(
         snap.client(ex.conn.worker),

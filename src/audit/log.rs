@@ -97,6 +97,9 @@ pub(super) struct Queue {
     pub(super) lines: VecDeque<Vec<u8>>,
     pub(super) closed: bool,
     pub(super) reopen: bool,
+    /// Intent records waiting to be acknowledged once written: (position
+    /// in `lines`, who waits).
+    pub(super) acks: Vec<(usize, tokio::sync::oneshot::Sender<bool>)>,
     /// New settings from a reload, for the writer to apply.
     pub(super) reconfig: Option<writer::Reconfig>,
     /// The writer sleeps on the condvar: the next line must wake it.
@@ -274,6 +277,57 @@ impl AuditLog {
             self.shared.wake.notify_one();
         }
         Submitted::Queued
+    }
+
+    /// True when [`AuditLog::intent`] must be awaited before forwarding
+    /// (`required = true`).
+    pub fn wants_intent(&self) -> bool {
+        self.shared.enabled && self.shared.required.load(Ordering::Relaxed)
+    }
+
+    /// With `required = true`, before a request is forwarded: queues its
+    /// intent record and returns once the writer has handed it to the
+    /// kernel (and synced it, with `fsync = "always"`). Concurrent intents
+    /// share one write (group commit). False when it could not be
+    /// written: the request must not be forwarded. Always waits for room,
+    /// whatever `on_full` says: an intent is never dropped.
+    pub async fn intent(&self, rec: &AuditRecord<'_>) -> bool {
+        if !self.wants_intent() {
+            return true;
+        }
+        let Ok(permit) = self.shared.permits.clone().acquire_owned().await else {
+            return false;
+        };
+        let mut line = Vec::with_capacity(640);
+        rec.encode_intent(&mut line);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !self.push_intent(permit, line, tx) {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    fn push_intent(
+        &self,
+        permit: OwnedSemaphorePermit,
+        line: Vec<u8>,
+        tx: tokio::sync::oneshot::Sender<bool>,
+    ) -> bool {
+        let mut q = lock(&self.shared.queue);
+        if q.closed {
+            return false;
+        }
+        permit.forget();
+        q.lines.push_back(line);
+        let at = q.lines.len() - 1;
+        q.acks.push((at, tx));
+        self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+        let wake = std::mem::take(&mut q.writer_idle);
+        drop(q);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        true
     }
 
     /// False when `required = true` and the sink is failing (or the log is

@@ -139,6 +139,20 @@ impl AuditRecord<'_> {
     /// `"time":"...",...,"duration_us":N}`. The writer puts
     /// `{"seq":N,"prev":"...",` in front. Never fails, never panics.
     pub fn encode_fields(&self, out: &mut Vec<u8>) {
+        self.encode_decision(out);
+        self.encode_outcome(out);
+    }
+
+    /// The intent record of `required = true` (written before the request
+    /// is forwarded): who, what, the decision and the node, then
+    /// `"phase":"intent"`. Its outcome follows in the ordinary record with
+    /// the same `id`.
+    pub fn encode_intent(&self, out: &mut Vec<u8>) {
+        self.encode_decision(out);
+        out.extend_from_slice(b",\"phase\":\"intent\"}");
+    }
+
+    fn encode_decision(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\"time\":\"");
         write_rfc3339_micros(self.time, out);
         out.extend_from_slice(b"\",\"id\":");
@@ -175,6 +189,9 @@ impl AuditRecord<'_> {
             }
         }
         opt_str(out, "upstream", self.upstream);
+    }
+
+    fn encode_outcome(&self, out: &mut Vec<u8>) {
         if let Some(s) = self.upstream_status {
             out.extend_from_slice(b",\"upstream_status\":");
             write_u64(out, u64::from(s));

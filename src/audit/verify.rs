@@ -64,6 +64,9 @@ pub struct VerifyReport {
     /// `--checkpoints`: (matched against the trail, older than the trail,
     /// made with other keys and skipped).
     pub anchors: Option<(u64, u64, u64)>,
+    /// Intent records (`required = true`) with no completion record of the
+    /// same id after them: what a crash leaves. (id, seq, file, line).
+    pub open_intents: Vec<(String, u64, PathBuf, u64)>,
 }
 
 impl fmt::Display for VerifyReport {
@@ -102,6 +105,16 @@ impl fmt::Display for VerifyReport {
                 u.path.display(),
                 u.line
             )?;
+        }
+        if !self.open_intents.is_empty() {
+            write!(
+                f,
+                "\nINTENT WITHOUT COMPLETION: {} request(s) were about to be forwarded (or were) with no outcome recorded (a crash?):",
+                self.open_intents.len()
+            )?;
+            for (id, seq, p, l) in self.open_intents.iter().take(20) {
+                write!(f, "\n  id {id}: seq {seq} ({}, line {l})", p.display())?;
+            }
         }
         if let Some((p, l)) = &self.torn {
             write!(
@@ -311,7 +324,9 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
         unsealed: None,
         torn: None,
         anchors: None,
+        open_intents: Vec::new(),
     };
+    let mut intents: HashMap<String, Vec<(u64, PathBuf, u64)>> = HashMap::new();
     let mut prev: Option<Prev> = None;
     // The last good checkpoint's `every`, and the records since it.
     let mut last_every: Option<u64> = None;
@@ -443,6 +458,7 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
                     }
                 }
             }
+            track_intent(body, seq, path, n, &mut intents);
             let hash: [u8; 32] = Sha256::digest(body).into();
             if wanted.contains_key(&seq) {
                 sealed_in_trail.insert(seq, (hash, path.clone(), n));
@@ -493,7 +509,47 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
     if let Some(a) = anchors {
         report.anchors = Some(cross_check(&a, &report, &sealed_in_trail)?);
     }
+    let mut open: Vec<(String, u64, PathBuf, u64)> = intents
+        .into_iter()
+        .flat_map(|(id, v)| v.into_iter().map(move |(s, p, l)| (id.clone(), s, p, l)))
+        .collect();
+    open.sort_by_key(|o| o.1);
+    report.open_intents = open;
     Ok(report)
+}
+
+/// Pairs intent records with the completion record of the same id.
+/// Parses the id only for intents, and for other records only while an
+/// intent is open.
+fn track_intent(
+    body: &[u8],
+    seq: u64,
+    path: &Path,
+    line: u64,
+    open: &mut HashMap<String, Vec<(u64, PathBuf, u64)>>,
+) {
+    const INTENT: &[u8] = b",\"phase\":\"intent\"}";
+    let is_intent = body.ends_with(INTENT);
+    if !is_intent && open.is_empty() {
+        return;
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let Ok(Id { id }) = serde_json::from_slice::<Id>(body) else {
+        return;
+    };
+    if is_intent {
+        open.entry(id)
+            .or_default()
+            .push((seq, path.to_path_buf(), line));
+    } else if let Some(v) = open.get_mut(&id) {
+        v.remove(0);
+        if v.is_empty() {
+            open.remove(&id);
+        }
+    }
 }
 
 /// The second sink's checkpoints, in file order, with their line numbers.

@@ -53,6 +53,7 @@ pub(super) fn run(
     let mut cps = seal.map(|s| Checkpoints::new(s, &head, sealed));
     let mut batch: VecDeque<Vec<u8>> = VecDeque::new();
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut acks = Vec::new();
     let mut dirty_since: Option<Instant> = None;
     // A trail left unsealed (a crash, or signing just turned on) is sealed
     // first, so no more than `checkpoint_records` records ever sit between
@@ -86,19 +87,22 @@ pub(super) fn run(
             }
             q.writer_idle = false;
             let small = SMALL_BATCH.min(shared.capacity() / 4).max(1);
-            if (1..small).contains(&q.lines.len()) && !q.closed && !q.reopen {
-                // A small batch: let the requests in flight add their lines.
+            if (1..small).contains(&q.lines.len()) && !q.closed && !q.reopen && q.acks.is_empty() {
+                // A small batch: let the requests in flight add their lines
+                // (not when a request waits for its intent record).
                 drop(q);
                 std::thread::sleep(LINGER);
                 q = lock(&shared.queue);
             }
             std::mem::swap(&mut q.lines, &mut batch);
+            std::mem::swap(&mut q.acks, &mut acks);
             // Once closed, no line can be pushed any more: this batch is the last.
             (q.closed, std::mem::take(&mut q.reopen), q.reconfig.take())
         };
+        let mut written = 0;
         if !batch.is_empty() {
             let n = batch.len();
-            write_batch(&shared, &mut sink, &mut head, &batch, &mut buf, &mut cps);
+            written = write_batch(&shared, &mut sink, &mut head, &batch, &mut buf, &mut cps);
             batch.clear();
             dirty_since.get_or_insert_with(Instant::now);
             shared.permits.add_permits(n);
@@ -113,7 +117,7 @@ pub(super) fn run(
         if reopen || reconfig.is_some() {
             // Close the old file sealed and synced, then carry on in the new one.
             seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
-            sync(&shared, &mut sink, &mut cps, &mut dirty_since);
+            let _ = sync(&shared, &mut sink, &mut cps, &mut dirty_since);
         }
         if reopen {
             match sink.reopen() {
@@ -145,8 +149,10 @@ pub(super) fn run(
             (Fsync::Always, Some(_)) => true,
             (Fsync::Every(every), Some(since)) => closed || since.elapsed() >= every,
         };
-        if due {
-            sync(&shared, &mut sink, &mut cps, &mut dirty_since);
+        let synced = !due || sync(&shared, &mut sink, &mut cps, &mut dirty_since);
+        // Intent records: written (and synced, with "always") or not.
+        for (at, tx) in acks.drain(..) {
+            let _ = tx.send(at < written && (fsync != Fsync::Always || synced));
         }
         if closed {
             tracing::info!(
@@ -169,16 +175,20 @@ fn sync(
     sink: &mut Sink,
     cps: &mut Option<Checkpoints>,
     dirty_since: &mut Option<Instant>,
-) {
+) -> bool {
+    *dirty_since = None;
     match sink.sync() {
         Ok(()) => {
             if let Some(c) = cps.as_mut() {
                 c.synced();
             }
+            true
         }
-        Err(e) => set_ok(shared, false, &format!("fsync: {e}")),
+        Err(e) => {
+            set_ok(shared, false, &format!("fsync: {e}"));
+            false
+        }
     }
-    *dirty_since = None;
 }
 
 /// Writes a checkpoint for `head` if records are unsealed.
@@ -217,7 +227,7 @@ fn write_batch(
     batch: &VecDeque<Vec<u8>>,
     buf: &mut Vec<u8>,
     cps: &mut Option<Checkpoints>,
-) {
+) -> usize {
     let mut committed = *head;
     let mut done = 0usize;
     let result = (|| -> std::io::Result<()> {
@@ -278,6 +288,7 @@ fn write_batch(
         }
     }
     *lock(&shared.head) = *head;
+    done
 }
 
 /// Records the sink's state, logging only on a change (a failing disk
@@ -311,6 +322,8 @@ impl Drop for DoneGuard {
                 .failed
                 .fetch_add(q.lines.len() as u64, Ordering::Relaxed);
             q.lines.clear();
+            // whoever waits for an intent record hears "not written"
+            q.acks.clear();
             drop(q);
             shared.closed.store(true, Ordering::Release);
             shared.permits.close();
