@@ -80,6 +80,10 @@ enum AuditCommand {
         /// service log saved with `journalctl -o cat`): finds a cut tail.
         #[arg(long)]
         checkpoints: Option<PathBuf>,
+        /// The forward-secure seed `audit keygen` printed (64 hex digits):
+        /// checks every checkpoint's forward-secure MAC.
+        #[arg(long)]
+        seed: Option<String>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -130,14 +134,22 @@ fn main() -> ExitCode {
                 AuditCommand::Verify {
                     key,
                     checkpoints,
+                    seed,
                     files,
                 },
-        } => audit_verify(key.as_deref(), checkpoints, &files),
+        } => audit_verify(key.as_deref(), checkpoints, seed.as_deref(), &files),
         Command::Audit {
             command: AuditCommand::Keygen { out },
         } => match regate::audit::seal::keygen(&out) {
-            Ok((private, public, id)) => {
-                println!("key id {id}\nprivate key (keep on the gateway, mode 0600): {}\npublic key (for `regate audit verify --key`): {}", private.display(), public.display());
+            Ok(k) => {
+                println!(
+                    "key id {}\nprivate key (keep on the gateway, mode 0600): {}\npublic key (for `regate audit verify --key`): {}\nforward-secure state (for `[audit] forward_secure = true`): {}\nforward-secure seed (for `regate audit verify --seed`; keep it offline, it is not shown again):\n{}",
+                    k.id,
+                    k.private.display(),
+                    k.public.display(),
+                    k.forward.display(),
+                    k.seed
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -149,7 +161,20 @@ fn main() -> ExitCode {
 }
 
 /// Exit 0 intact, 1 tampered, 2 unreadable input.
-fn audit_verify(key: Option<&Path>, checkpoints: Option<PathBuf>, files: &[PathBuf]) -> ExitCode {
+fn audit_verify(
+    key: Option<&Path>,
+    checkpoints: Option<PathBuf>,
+    seed: Option<&str>,
+    files: &[PathBuf],
+) -> ExitCode {
+    let seed = match seed.map(regate::audit::forward::parse_seed) {
+        Some(None) => {
+            eprintln!("regate: --seed must be the 64 hex digits `regate audit keygen` printed");
+            return ExitCode::from(2);
+        }
+        Some(Some(s)) => Some(s),
+        None => None,
+    };
     let key = match key.map(regate::audit::seal::VerifyKey::load) {
         Some(Err(e)) => {
             eprintln!("regate: {e}");
@@ -158,7 +183,11 @@ fn audit_verify(key: Option<&Path>, checkpoints: Option<PathBuf>, files: &[PathB
         Some(Ok(k)) => Some(k),
         None => None,
     };
-    let opts = regate::audit::VerifyOptions { key, checkpoints };
+    let opts = regate::audit::VerifyOptions {
+        key,
+        checkpoints,
+        seed,
+    };
     match regate::audit::verify_with(files, &opts) {
         Ok(report) => {
             println!("{report}");

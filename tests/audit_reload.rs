@@ -26,7 +26,9 @@ async fn reload(w: &World) {
 #[tokio::test]
 async fn a_reload_that_moves_the_trail_continues_the_chain() {
     let keys = tempfile::tempdir().unwrap();
-    let (private, public, _) = regate::audit::seal::keygen(keys.path()).unwrap();
+    let regate::audit::seal::Keys {
+        private, public, ..
+    } = regate::audit::seal::keygen(keys.path()).unwrap();
     let w = World::with(Setup {
         extra: format!(
             "[audit]\npath = \"a.jsonl\"\nfsync = \"always\"\nsigning_key = \"{}\"\ncheckpoint_sink = \"file:cp.log\"\n",
@@ -67,6 +69,7 @@ async fn a_reload_that_moves_the_trail_continues_the_chain() {
     let opts = VerifyOptions {
         key: Some(regate::audit::seal::VerifyKey::load(&public).unwrap()),
         checkpoints: Some(dir.path().join("cp.log")),
+        seed: None,
     };
     let report = verify_with(&[b, a], &opts).unwrap();
     assert_eq!(
@@ -108,6 +111,7 @@ async fn every_key_is_applied_or_named_as_needing_a_restart() {
         interval: Duration::from_secs(1),
         records: 10,
         anchor: AnchorSettings::File(dir.path().join("cp.log")),
+        forward: None,
     });
     if let regate::audit::SinkSettings::File {
         max_bytes, keep, ..

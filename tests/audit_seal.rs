@@ -26,6 +26,7 @@ fn sealed(path: &Path, sealer: &Arc<Sealer>, anchor: &Path) -> AuditSettings {
         interval: Duration::from_secs(3600),
         records: 5,
         anchor: AnchorSettings::File(anchor.to_path_buf()),
+        forward: None,
     });
     s
 }
@@ -79,6 +80,7 @@ impl Trail {
         VerifyOptions {
             key: Some(self.key.clone()),
             checkpoints: None,
+            seed: None,
         }
     }
 
@@ -86,6 +88,7 @@ impl Trail {
         VerifyOptions {
             key: Some(self.key.clone()),
             checkpoints: Some(self.anchor.clone()),
+            seed: None,
         }
     }
 }
@@ -311,6 +314,7 @@ async fn a_rewritten_trail_disagrees_with_the_second_sink() {
     let opts = VerifyOptions {
         key: None,
         checkpoints: Some(t.anchor.clone()),
+        seed: None,
     };
     let (path, line, problem, _) = broken(std::slice::from_ref(&t.path), &opts);
     assert_eq!((path, line), (t.path.clone(), 10));
@@ -339,6 +343,7 @@ async fn swapped_rotated_files_are_caught() {
     let opts = VerifyOptions {
         key: Some(key),
         checkpoints: Some(anchor),
+        seed: None,
     };
     // every rotated file ends with a checkpoint
     for f in &files[..files.len() - 1] {
@@ -442,6 +447,7 @@ async fn a_torn_tail_and_a_restart_still_verify() {
     let opts = VerifyOptions {
         key: Some(key),
         checkpoints: Some(anchor),
+        seed: None,
     };
     let report = verify_with(&[path], &opts).unwrap();
     assert_eq!((report.records, report.checkpoints), (5, 2));
@@ -503,4 +509,105 @@ async fn a_second_writer_on_the_same_file_is_refused() {
     // once the first is gone, the path is free again
     let again = AuditLog::open(AuditSettings::file(&path)).unwrap();
     again.shutdown().await;
+}
+
+/// Re-seals every checkpoint after line index `from` with the signing key
+/// and a forward-secure key labelled `epoch`, `epoch + 1`...
+fn reseal(
+    lines: &[String],
+    from: usize,
+    sealer: &Sealer,
+    key: &regate::audit::forward::Ratchet,
+    relabel: Option<u64>,
+) -> Vec<String> {
+    let mut r = key.clone();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i < from || !is_cp(l) {
+            out.push(l.clone());
+            continue;
+        }
+        let cp = regate::audit::seal::parse_checkpoint(l.as_bytes()).unwrap();
+        let mut label = r.clone();
+        if let Some(e) = relabel {
+            label.epoch = e + (r.epoch - key.epoch);
+        }
+        let mut buf = Vec::new();
+        sealer.seal_forward(
+            &cp.chain_head(),
+            5,
+            std::time::SystemTime::now(),
+            Some(&label),
+            &mut buf,
+        );
+        out.push(String::from_utf8(buf).unwrap().trim_end().to_string());
+        r.advance();
+    }
+    out
+}
+
+#[tokio::test]
+async fn forward_secure_macs_stop_a_stolen_key_from_resealing_the_past() {
+    use regate::audit::forward;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = regate::audit::seal::keygen(dir.path()).unwrap();
+    let sealer = Arc::new(Sealer::load(&keys.private).unwrap());
+    let path = dir.path().join("audit.jsonl");
+    let anchor = dir.path().join("cp.log");
+    let mut s = sealed(&path, &sealer, &anchor);
+    if let Some(seal) = &mut s.seal {
+        seal.forward = Some(keys.forward.clone());
+    }
+    write(s, 0, 20).await;
+    let seed = forward::parse_seed(&keys.seed).unwrap();
+    let opts = |seed| VerifyOptions {
+        key: Some(sealer.verify_key()),
+        checkpoints: None,
+        seed,
+    };
+    let report = verify_with(std::slice::from_ref(&path), &opts(Some(seed))).unwrap();
+    assert_eq!(report.forward_secure, Some(3), "{report}");
+    // the gateway holds only the key of the next epoch now
+    let stolen = forward::load(&keys.forward).unwrap();
+    assert_eq!(stolen.epoch, 4);
+
+    // With root on the gateway: the signing key and the current MAC key.
+    let mut lines = read_lines(&path);
+    let at = line_of(&lines, 7) as usize - 1;
+    lines[at] = lines[at].replace("\"status\":200", "\"status\":201");
+    let rechained = rechain(&lines, true);
+
+    // Honest epoch labels: signatures hold, the epochs jump.
+    let forged = reseal(&rechained, at, &sealer, &stolen, None);
+    rewrite(&path, &forged);
+    let signed_only = verify_with(std::slice::from_ref(&path), &opts(None));
+    assert!(
+        signed_only.is_ok(),
+        "the signing key alone cannot tell: {signed_only:?}"
+    );
+    let (_, line, problem, _) = broken(std::slice::from_ref(&path), &opts(Some(seed)));
+    assert_eq!(line, 12);
+    assert_eq!(
+        problem,
+        Break::EpochGap {
+            expected: 1,
+            found: 4
+        }
+    );
+
+    // Epochs relabelled to follow on: the MACs give it away.
+    let forged = reseal(&rechained, at, &sealer, &stolen, Some(1));
+    rewrite(&path, &forged);
+    let (_, line, problem, text) = broken(std::slice::from_ref(&path), &opts(Some(seed)));
+    assert_eq!(line, 12);
+    assert!(
+        matches!(
+            problem,
+            Break::Forged {
+                error: regate::audit::seal::SealError::BadMac { epoch: Some(1) },
+                first: Some((6, _, 7))
+            }
+        ),
+        "{text}"
+    );
 }

@@ -6,11 +6,13 @@
 //! is synced up to it. Lives on the writer thread only; signing costs the
 //! request path nothing.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::anchor::Anchor;
 use super::chain::ChainHead;
 use super::config::SealSettings;
+use super::forward::{self, Ratchet};
 
 /// The writer's sealing state (present only with `signing_key`).
 pub(super) struct Checkpoints {
@@ -25,6 +27,8 @@ pub(super) struct Checkpoints {
     /// The newest checkpoint line, waiting for the trail to be synced
     /// before it goes to the second sink.
     pending: Option<Vec<u8>>,
+    /// The forward-secure key and its file (`forward_secure = true`).
+    fss: Option<(PathBuf, Ratchet)>,
 }
 
 impl Checkpoints {
@@ -37,7 +41,15 @@ impl Checkpoints {
                 None
             }
         };
+        let fss = settings.forward.as_ref().and_then(|p| match forward::load(p) {
+            Ok(r) => Some((p.clone(), r)),
+            Err(e) => {
+                tracing::error!(target: "regate::audit", error = %e, "audit forward_secure state unreadable; checkpoints carry no forward-secure MAC");
+                None
+            }
+        });
         Checkpoints {
+            fss,
             settings,
             anchor,
             anchor_ok: true,
@@ -68,9 +80,20 @@ impl Checkpoints {
     /// Appends a checkpoint for `head` to `buf` (which the caller writes).
     pub(super) fn seal(&mut self, head: &ChainHead, buf: &mut Vec<u8>) {
         let start = buf.len();
-        self.settings
-            .sealer
-            .seal(head, self.settings.records, SystemTime::now(), buf);
+        self.settings.sealer.seal_forward(
+            head,
+            self.settings.records,
+            SystemTime::now(),
+            self.fss.as_ref().map(|(_, r)| r),
+            buf,
+        );
+        if let Some((path, r)) = self.fss.as_mut() {
+            // The key that made this MAC is forgotten now, on disk too.
+            r.advance();
+            if let Err(e) = forward::save(path, r) {
+                tracing::error!(target: "regate::audit", file = %path.display(), error = %e, "audit forward_secure state not saved; a restart would reuse an old epoch");
+            }
+        }
         self.pending = Some(buf[start..].to_vec());
         self.sealed = head.seq;
         self.since = None;

@@ -19,6 +19,7 @@
 //! checkpoint_interval = "1s"            # at most this long between checkpoints
 //! checkpoint_records = 1000             # at most this many records between checkpoints
 //! checkpoint_sink = "stderr"            # "stderr" or "file:PATH": checkpoints copied there
+//! forward_secure = false                # evolving MAC key per checkpoint (<signing_key>.fss)
 //! ```
 
 use std::os::unix::fs::PermissionsExt;
@@ -93,6 +94,10 @@ pub struct AuditConfig {
     /// or `"file:PATH"` (relative to the config file).
     #[serde(default = "default_checkpoint_sink")]
     pub checkpoint_sink: String,
+    /// Evolve a MAC key at every checkpoint and forget the old one (state
+    /// in `<signing_key>.fss`, written by `audit keygen`). Default false.
+    #[serde(default)]
+    pub forward_secure: bool,
 }
 
 impl Default for AuditConfig {
@@ -112,6 +117,7 @@ impl Default for AuditConfig {
             checkpoint_interval: default_checkpoint_interval(),
             checkpoint_records: default_checkpoint_records(),
             checkpoint_sink: default_checkpoint_sink(),
+            forward_secure: false,
         }
     }
 }
@@ -198,6 +204,8 @@ pub struct SealSettings {
     pub interval: Duration,
     pub records: u64,
     pub anchor: AnchorSettings,
+    /// The forward-secure state file (`forward_secure = true`).
+    pub forward: Option<PathBuf>,
 }
 
 impl AuditSettings {
@@ -351,7 +359,32 @@ impl AuditConfig {
                 }
             }
         };
-        let key_path = base_dir.join(self.signing_key.as_deref()?);
+        let Some(key) = self.signing_key.as_deref() else {
+            if self.forward_secure {
+                errs.push(ConfigError::new(
+                    "audit.forward_secure",
+                    "needs signing_key (forward-secure MACs ride on signed checkpoints)",
+                ));
+            }
+            return None;
+        };
+        let key_path = base_dir.join(key);
+        let forward = match self.forward_secure {
+            false => Some(None),
+            true => {
+                let state = super::forward::state_path(&key_path);
+                match super::forward::load(&state) {
+                    Ok(_) => Some(Some(state)),
+                    Err(e) => {
+                        errs.push(ConfigError::new(
+                            "audit.forward_secure",
+                            format!("{e} (written by `regate audit keygen` next to the key)"),
+                        ));
+                        None
+                    }
+                }
+            }
+        };
         let sealer = match std::fs::metadata(&key_path) {
             Ok(m) if m.permissions().mode() & 0o007 != 0 => {
                 errs.push(ConfigError::new(
@@ -380,6 +413,7 @@ impl AuditConfig {
             interval: interval?,
             records: self.checkpoint_records,
             anchor: anchor?,
+            forward: forward?,
         })
     }
 

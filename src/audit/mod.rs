@@ -57,6 +57,7 @@ pub mod anchor;
 pub mod chain;
 mod checkpoint;
 pub mod config;
+pub mod forward;
 pub mod json;
 mod log;
 mod reaper;

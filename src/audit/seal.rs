@@ -36,6 +36,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::chain::{parse_hex32, ChainHead};
+use super::forward::Ratchet;
 use super::json::{hex, write_hex, write_u64};
 use super::time::write_rfc3339_micros;
 
@@ -120,11 +121,33 @@ impl Sealer {
 
     /// Appends a signed checkpoint line (with its newline) covering `head`.
     pub fn seal(&self, head: &ChainHead, every: u64, time: SystemTime, out: &mut Vec<u8>) {
+        self.seal_forward(head, every, time, None, out)
+    }
+
+    /// [`Sealer::seal`], plus `epoch` and the MAC of the forward-secure
+    /// key when `fss` is given (the caller then advances it).
+    pub fn seal_forward(
+        &self,
+        head: &ChainHead,
+        every: u64,
+        time: SystemTime,
+        fss: Option<&Ratchet>,
+        out: &mut Vec<u8>,
+    ) {
         let start = out.len();
         write_unsigned(head.seq, &head.hash, time, &self.id, every, out);
+        if let Some(r) = fss {
+            out.extend_from_slice(b",\"epoch\":");
+            write_u64(out, r.epoch);
+        }
         let mut msg = Vec::with_capacity(DOMAIN.len() + out.len() - start);
         msg.extend_from_slice(DOMAIN);
         msg.extend_from_slice(&out[start..]);
+        if let Some(r) = fss {
+            out.extend_from_slice(b",\"mac\":\"");
+            write_hex(out, &r.mac(&msg));
+            out.push(b'"');
+        }
         let sig = self.pair.sign(&msg);
         out.extend_from_slice(b",\"sig\":\"");
         out.extend_from_slice(STANDARD.encode(sig.as_ref()).as_bytes());
@@ -165,12 +188,23 @@ pub struct Checkpoint {
     pub key: String,
     /// `checkpoint_records` in force when it was written.
     pub every: u64,
+    /// Forward-secure epoch and MAC (`forward_secure = true`).
+    pub epoch: Option<u64>,
+    pub mac: Option<[u8; 32]>,
     /// The exact bytes the signature covers (after [`DOMAIN`]).
     signed: Vec<u8>,
     sig: Vec<u8>,
 }
 
 impl Checkpoint {
+    /// True when the forward-secure MAC is there and made with `r`'s key.
+    pub fn mac_ok(&self, r: &Ratchet) -> bool {
+        let mut msg = Vec::with_capacity(DOMAIN.len() + self.signed.len());
+        msg.extend_from_slice(DOMAIN);
+        msg.extend_from_slice(&self.signed);
+        self.mac.is_some_and(|m| m == r.mac(&msg))
+    }
+
     /// The head this checkpoint seals.
     pub fn chain_head(&self) -> ChainHead {
         ChainHead {
@@ -188,6 +222,10 @@ struct Line<'a> {
     time: &'a str,
     key: &'a str,
     every: u64,
+    #[serde(default)]
+    epoch: Option<u64>,
+    #[serde(default)]
+    mac: Option<&'a str>,
     sig: &'a str,
 }
 
@@ -219,12 +257,22 @@ pub fn parse_checkpoint(line: &[u8]) -> Result<Checkpoint, String> {
     signed.extend_from_slice(l.key.as_bytes());
     signed.extend_from_slice(b"\",\"every\":");
     write_u64(&mut signed, l.every);
+    if let Some(e) = l.epoch {
+        signed.extend_from_slice(b",\"epoch\":");
+        write_u64(&mut signed, e);
+    }
+    let mac = match l.mac {
+        Some(m) => Some(parse_hex32(m).ok_or("checkpoint `mac` is not 64 hex digits")?),
+        None => None,
+    };
     Ok(Checkpoint {
         seq: l.checkpoint,
         head,
         time: l.time.to_string(),
         key: l.key.to_string(),
         every: l.every,
+        epoch: l.epoch,
+        mac,
         signed,
         sig,
     })
@@ -245,6 +293,9 @@ pub enum SealError {
     OtherKey { found: String, expected: String },
     /// The key id matches but the signature does not.
     BadSignature,
+    /// `verify --seed`: no forward-secure MAC, or one the seed's key for
+    /// that epoch did not make.
+    BadMac { epoch: Option<u64> },
 }
 
 impl fmt::Display for SealError {
@@ -255,6 +306,13 @@ impl fmt::Display for SealError {
                 "checkpoint signed by another key (key id {found}, expected {expected})"
             ),
             SealError::BadSignature => write!(f, "checkpoint signature does not verify"),
+            SealError::BadMac { epoch: None } => {
+                write!(f, "checkpoint has no forward-secure MAC (epoch)")
+            }
+            SealError::BadMac { epoch: Some(e) } => write!(
+                f,
+                "forward-secure MAC of epoch {e} does not verify (re-sealed with a key taken later?)"
+            ),
         }
     }
 }
@@ -324,10 +382,24 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// What `audit keygen` wrote.
+#[derive(Debug)]
+pub struct Keys {
+    /// `audit-signing.key`, for `[audit] signing_key`.
+    pub private: PathBuf,
+    /// `audit-signing.pub.pem`, for `verify --key`.
+    pub public: PathBuf,
+    /// `audit-signing.fss`, the forward-secure state (epoch 0).
+    pub forward: PathBuf,
+    pub id: String,
+    /// The forward-secure seed (hex), for `verify --seed`: shown once.
+    pub seed: String,
+}
+
 /// `regate audit keygen --out DIR`: writes `audit-signing.key` (PKCS#8
-/// PEM, mode 0600, never overwritten) and `audit-signing.pub.pem`, and
-/// returns their paths and the key id.
-pub fn keygen(dir: &Path) -> io::Result<(PathBuf, PathBuf, String)> {
+/// PEM, mode 0600, never overwritten), `audit-signing.pub.pem` and the
+/// forward-secure state `audit-signing.fss` (mode 0600).
+pub fn keygen(dir: &Path) -> io::Result<Keys> {
     let (sealer, der) = Sealer::generate().map_err(io::Error::other)?;
     let private = dir.join("audit-signing.key");
     let public = dir.join("audit-signing.pub.pem");
@@ -341,7 +413,16 @@ pub fn keygen(dir: &Path) -> io::Result<(PathBuf, PathBuf, String)> {
     file.sync_all()?;
     std::fs::write(&public, sealer.verify_key().to_pem())
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", public.display())))?;
-    Ok((private, public, sealer.id))
+    let forward = super::forward::state_path(&private);
+    let seed = super::forward::create(&forward)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", forward.display())))?;
+    Ok(Keys {
+        private,
+        public,
+        forward,
+        id: sealer.id,
+        seed,
+    })
 }
 
 #[cfg(test)]
@@ -378,7 +459,17 @@ mod tests {
     fn keygen_writes_a_private_key_only_its_owner_reads() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let (private, public, id) = keygen(dir.path()).unwrap();
+        let Keys {
+            private,
+            public,
+            id,
+            forward,
+            ..
+        } = keygen(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&forward).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let mode = std::fs::metadata(&private).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let sealer = Sealer::load(&private).unwrap();

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::chain::{parse_link, GENESIS};
+use super::forward::Ratchet;
 use super::json::hex;
 use super::seal::{find_checkpoint, is_checkpoint, parse_checkpoint, SealError, VerifyKey};
 
@@ -27,6 +28,9 @@ pub struct VerifyOptions {
     pub key: Option<VerifyKey>,
     /// The second sink's copy of the checkpoints (`checkpoint_sink`).
     pub checkpoints: Option<PathBuf>,
+    /// The forward-secure seed from `audit keygen`: every checkpoint's
+    /// MAC is checked, and epochs must follow one another.
+    pub seed: Option<[u8; 32]>,
 }
 
 /// Records after the last checkpoint: not (yet) sealed.
@@ -67,6 +71,8 @@ pub struct VerifyReport {
     /// Intent records (`required = true`) with no completion record of the
     /// same id after them: what a crash leaves. (id, seq, file, line).
     pub open_intents: Vec<(String, u64, PathBuf, u64)>,
+    /// `--seed`: the last forward-secure epoch verified.
+    pub forward_secure: Option<u64>,
 }
 
 impl fmt::Display for VerifyReport {
@@ -95,6 +101,12 @@ impl fmt::Display for VerifyReport {
                 "\nWARNING: no --key: checkpoints ({}) were not checked, and the chain alone cannot detect a file that was edited and re-chained by someone able to write it",
                 self.checkpoints
             )?,
+        }
+        if let Some(e) = self.forward_secure {
+            write!(
+                f,
+                "\nforward-secure MACs verified with the seed through epoch {e}"
+            )?;
         }
         if let Some(u) = &self.unsealed {
             write!(
@@ -206,6 +218,9 @@ pub enum Break {
     Rewritten { seq: u64, anchor: (PathBuf, u64) },
     /// Rotated files whose names contradict their content's order.
     FileOrder { older: PathBuf },
+    /// Forward-secure epochs must follow one another: a checkpoint is
+    /// missing, or re-made with a later key.
+    EpochGap { expected: u64, found: u64 },
 }
 
 fn at(first: &(u64, PathBuf, u64)) -> String {
@@ -276,6 +291,10 @@ impl fmt::Display for Break {
                 anchor.0.display(),
                 anchor.1
             ),
+            Break::EpochGap { expected, found } => write!(
+                f,
+                "forward-secure epoch {found} where {expected} belongs: a checkpoint is missing or was re-made with a later key"
+            ),
             Break::FileOrder { older } => write!(
                 f,
                 "rotated files out of order: this file holds newer records than {}, whose name says it is newer (files swapped or renamed)",
@@ -325,6 +344,7 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
         torn: None,
         anchors: None,
         open_intents: Vec::new(),
+        forward_secure: None,
     };
     let mut intents: HashMap<String, Vec<(u64, PathBuf, u64)>> = HashMap::new();
     let mut prev: Option<Prev> = None;
@@ -332,6 +352,8 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
     let mut last_every: Option<u64> = None;
     let mut first_unsealed: Option<(u64, PathBuf, u64)> = None;
     let mut unsealed = 0u64;
+    let mut ratchet = opts.seed.map(Ratchet::from_seed);
+    let mut last_epoch: Option<u64> = None;
     let last_file = ordered.len().saturating_sub(1);
     'files: for (fi, path) in ordered.iter().enumerate() {
         let mut count = 0u64;
@@ -362,6 +384,29 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
                             first: first_unsealed.clone(),
                         })
                     })?;
+                }
+                if let Some(r) = ratchet.as_mut() {
+                    let forged = |error| {
+                        broken(Break::Forged {
+                            error,
+                            first: first_unsealed.clone(),
+                        })
+                    };
+                    let Some(epoch) = cp.epoch else {
+                        return Err(forged(SealError::BadMac { epoch: None }));
+                    };
+                    let expected = last_epoch.map_or(r.epoch, |e| e + 1);
+                    if epoch != expected && (last_epoch.is_some() || epoch < r.epoch) {
+                        return Err(broken(Break::EpochGap {
+                            expected,
+                            found: epoch,
+                        }));
+                    }
+                    r.advance_to(epoch);
+                    if !cp.mac_ok(r) {
+                        return Err(forged(SealError::BadMac { epoch: Some(epoch) }));
+                    }
+                    last_epoch = Some(epoch);
                 }
                 match &prev {
                     Some(p) if cp.seq != p.seq => {
@@ -515,6 +560,7 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
         .collect();
     open.sort_by_key(|o| o.1);
     report.open_intents = open;
+    report.forward_secure = last_epoch;
     Ok(report)
 }
 
