@@ -611,3 +611,63 @@ async fn forward_secure_macs_stop_a_stolen_key_from_resealing_the_past() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn checkpoints_reach_a_syslog_collector_as_rfc5424_over_tcp() {
+    use std::io::Read;
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = collector.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (sealer, _) = Sealer::generate().unwrap();
+    let key = sealer.verify_key();
+    let mut s = sealed(&path, &Arc::new(sealer), &path);
+    if let Some(seal) = &mut s.seal {
+        seal.anchor = AnchorSettings::Syslog(addr);
+    }
+    write(s, 0, 12).await;
+
+    // The sender thread delivers after the writer is done: read until the
+    // shutdown checkpoint (seq 12) has arrived.
+    let (mut conn, _) = collector.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("{\"checkpoint\":12,") {
+        let n = conn.read(&mut buf).expect("collector read");
+        assert!(n > 0, "collector connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(got).unwrap();
+    // RFC 6587 octet counting: "LEN SP MSG", MSG an RFC 5424 message
+    let (len, rest) = text.split_once(' ').unwrap();
+    let first = &rest[..len.parse::<usize>().unwrap()];
+    assert!(first.starts_with("<86>1 "), "{first}");
+    assert!(first.contains(" regate "), "{first}");
+    let saved = dir.path().join("syslog.txt");
+    std::fs::write(&saved, &text).unwrap();
+    let opts = VerifyOptions {
+        key: Some(key),
+        checkpoints: Some(saved),
+        seed: None,
+    };
+    let report = verify_with(std::slice::from_ref(&path), &opts).unwrap();
+    assert!(report.anchors.is_some_and(|a| a.0 >= 1), "{report}");
+
+    // and the syslog copy finds a cut tail
+    let lines = read_lines(&path);
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("{\"checkpoint\":10,"))
+        .unwrap();
+    rewrite(&path, &lines[..=end]);
+    let (_, _, problem, _) = broken(std::slice::from_ref(&path), &opts);
+    assert_eq!(
+        problem,
+        Break::Truncated {
+            ends: 10,
+            sealed: 12
+        }
+    );
+}

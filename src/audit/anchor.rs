@@ -8,8 +8,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+
+use super::syslog::Syslog;
 
 /// Where checkpoints are copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +21,8 @@ pub enum AnchorSettings {
     Stderr,
     /// A file of checkpoint lines, appended and synced.
     File(PathBuf),
+    /// RFC 5424 over TCP to a collector.
+    Syslog(SocketAddr),
 }
 
 /// An open second sink.
@@ -27,6 +32,7 @@ pub struct Anchor {
 
 enum Target {
     Stderr,
+    Syslog(Syslog),
     File(File),
 }
 
@@ -35,6 +41,7 @@ impl Anchor {
     pub fn open(settings: &AnchorSettings) -> io::Result<Anchor> {
         let target = match settings {
             AnchorSettings::Stderr => Target::Stderr,
+            AnchorSettings::Syslog(addr) => Target::Syslog(Syslog::start(*addr)?),
             AnchorSettings::File(path) => Target::File(
                 OpenOptions::new()
                     .append(true)
@@ -59,6 +66,7 @@ impl Anchor {
                 f.write_all(line)?;
                 f.sync_data()
             }
+            Target::Syslog(s) => s.send(line),
         }
     }
 }

@@ -18,10 +18,11 @@
 //! signing_key = "audit-signing.key"     # Ed25519 PKCS#8 PEM: signed checkpoints (default none)
 //! checkpoint_interval = "1s"            # at most this long between checkpoints
 //! checkpoint_records = 1000             # at most this many records between checkpoints
-//! checkpoint_sink = "stderr"            # "stderr" or "file:PATH": checkpoints copied there
+//! checkpoint_sink = "stderr"            # "stderr", "file:PATH", "syslog" (127.0.0.1:601) or "syslog:IP:PORT"
 //! forward_secure = false                # evolving MAC key per checkpoint (<signing_key>.fss)
 //! ```
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,8 +91,9 @@ pub struct AuditConfig {
     /// 1 to 1000000.
     #[serde(default = "default_checkpoint_records")]
     pub checkpoint_records: u64,
-    /// Where checkpoints are copied: `"stderr"` (default: the service log)
-    /// or `"file:PATH"` (relative to the config file).
+    /// Where checkpoints are copied: `"stderr"` (default: the service log),
+    /// `"file:PATH"` (relative to the config file), or `"syslog"` /
+    /// `"syslog:IP:PORT"` (RFC 5424 over TCP; default 127.0.0.1:601).
     #[serde(default = "default_checkpoint_sink")]
     pub checkpoint_sink: String,
     /// Evolve a MAC key at every checkpoint and forget the old one (state
@@ -322,42 +324,47 @@ impl AuditConfig {
         }
         let anchor = match self.checkpoint_sink.as_str() {
             "stderr" => Some(AnchorSettings::Stderr),
-            "syslog" => {
-                errs.push(ConfigError::new(
-                    "audit.checkpoint_sink",
-                    "\"syslog\" is not built into this version; use \"stderr\" (journald forwards it to syslog) or \"file:PATH\"",
-                ));
-                None
-            }
-            other => {
-                match other.strip_prefix("file:") {
-                    Some(p) if !p.trim().is_empty() => {
-                        let path = base_dir.join(p);
-                        match path.parent() {
-                            Some(dir) if dir.is_dir() && !path.is_dir() => {
-                                Some(AnchorSettings::File(path))
-                            }
-                            _ => {
-                                errs.push(ConfigError::new(
-                                    "audit.checkpoint_sink",
-                                    format!(
-                                        "{} is not a file in an existing directory",
-                                        path.display()
-                                    ),
-                                ));
-                                None
-                            }
+            "syslog" => Some(AnchorSettings::Syslog(SocketAddr::from((
+                [127, 0, 0, 1],
+                601,
+            )))),
+            other if other.starts_with("syslog:") => match other["syslog:".len()..].parse() {
+                Ok(addr) => Some(AnchorSettings::Syslog(addr)),
+                Err(_) => {
+                    errs.push(ConfigError::new(
+                        "audit.checkpoint_sink",
+                        format!("`{other}`: after \"syslog:\" put the collector's IP:PORT (RFC 5424 over TCP)"),
+                    ));
+                    None
+                }
+            },
+            other => match other.strip_prefix("file:") {
+                Some(p) if !p.trim().is_empty() => {
+                    let path = base_dir.join(p);
+                    match path.parent() {
+                        Some(dir) if dir.is_dir() && !path.is_dir() => {
+                            Some(AnchorSettings::File(path))
+                        }
+                        _ => {
+                            errs.push(ConfigError::new(
+                                "audit.checkpoint_sink",
+                                format!(
+                                    "{} is not a file in an existing directory",
+                                    path.display()
+                                ),
+                            ));
+                            None
                         }
                     }
-                    _ => {
-                        errs.push(ConfigError::new(
-                        "audit.checkpoint_sink",
-                        format!("`{other}` is not a checkpoint sink (use \"stderr\" or \"file:PATH\")"),
-                    ));
-                        None
-                    }
                 }
-            }
+                _ => {
+                    errs.push(ConfigError::new(
+                        "audit.checkpoint_sink",
+                        format!("`{other}` is not a checkpoint sink (use \"stderr\", \"file:PATH\", \"syslog\" or \"syslog:IP:PORT\")"),
+                    ));
+                    None
+                }
+            },
         };
         let Some(key) = self.signing_key.as_deref() else {
             if self.forward_secure {

@@ -65,6 +65,7 @@ pub mod record;
 mod reload;
 pub mod seal;
 pub mod sink;
+mod syslog;
 pub mod time;
 pub mod verify;
 mod writer;
