@@ -191,3 +191,28 @@ async fn every_intent_is_completed_when_served() {
     let report = regate::audit::verify(&[trail]).unwrap();
     assert!(report.open_intents.is_empty(), "{report}");
 }
+
+#[tokio::test]
+async fn intents_never_wait_for_a_queue_slot() {
+    // Each request holds a slot for its outcome from the start; an intent
+    // that needed one more would wait forever on a full queue.
+    let w = World::with(Setup {
+        extra: "[audit]\npath = \"audit.jsonl\"\nrequired = true\nqueue_capacity = 1\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let c = std::sync::Arc::new(w.client(true));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (c, u) = (c.clone(), w.url("/v1/bdbs"));
+        tasks.push(tokio::spawn(async move { c.get(&u, ADMIN).await.status }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let World { dir, gateway, .. } = w;
+    gateway.shutdown().await;
+    let recs = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(recs.len(), 8);
+    assert_eq!(recs.iter().filter(|r| r["phase"] == "intent").count(), 4);
+}

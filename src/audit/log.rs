@@ -289,35 +289,28 @@ impl AuditLog {
     /// intent record and returns once the writer has handed it to the
     /// kernel (and synced it, with `fsync = "always"`). Concurrent intents
     /// share one write (group commit). False when it could not be
-    /// written: the request must not be forwarded. Always waits for room,
-    /// whatever `on_full` says: an intent is never dropped.
+    /// written: the request must not be forwarded. An intent takes no
+    /// queue slot (the request already holds one for its outcome, and
+    /// waiting for a second could deadlock a full queue): intents are
+    /// bounded by the requests in flight, and never dropped.
     pub async fn intent(&self, rec: &AuditRecord<'_>) -> bool {
         if !self.wants_intent() {
             return true;
         }
-        let Ok(permit) = self.shared.permits.clone().acquire_owned().await else {
-            return false;
-        };
         let mut line = Vec::with_capacity(640);
         rec.encode_intent(&mut line);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if !self.push_intent(permit, line, tx) {
+        if !self.push_intent(line, tx) {
             return false;
         }
         rx.await.unwrap_or(false)
     }
 
-    fn push_intent(
-        &self,
-        permit: OwnedSemaphorePermit,
-        line: Vec<u8>,
-        tx: tokio::sync::oneshot::Sender<bool>,
-    ) -> bool {
+    fn push_intent(&self, line: Vec<u8>, tx: tokio::sync::oneshot::Sender<bool>) -> bool {
         let mut q = lock(&self.shared.queue);
         if q.closed {
             return false;
         }
-        permit.forget();
         q.lines.push_back(line);
         let at = q.lines.len() - 1;
         q.acks.push((at, tx));

@@ -7,7 +7,7 @@
 //! the public key; the second sink's checkpoints (`--checkpoints`) are
 //! matched against the records they sealed. Reads only; never repairs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -326,9 +326,9 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
         Some(p) => Some(read_anchors(p, opts.key.as_ref())?),
         None => None,
     };
-    let wanted: HashMap<u64, ()> = anchors
+    let wanted: HashSet<u64> = anchors
         .iter()
-        .flat_map(|a| a.list.iter().map(|(cp, _)| (cp.seq, ())))
+        .flat_map(|a| a.list.iter().map(|(cp, _)| cp.seq))
         .collect();
     let mut sealed_in_trail: HashMap<u64, ([u8; 32], PathBuf, u64)> = HashMap::new();
     let mut report = VerifyReport {
@@ -505,7 +505,7 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
             }
             track_intent(body, seq, path, n, &mut intents);
             let hash: [u8; 32] = Sha256::digest(body).into();
-            if wanted.contains_key(&seq) {
+            if wanted.contains(&seq) {
                 sealed_in_trail.insert(seq, (hash, path.clone(), n));
             }
             prev = Some(Prev {

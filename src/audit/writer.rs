@@ -105,7 +105,8 @@ pub(super) fn run(
             written = write_batch(&shared, &mut sink, &mut head, &batch, &mut buf, &mut cps);
             batch.clear();
             dirty_since.get_or_insert_with(Instant::now);
-            shared.permits.add_permits(n);
+            // intent records took no slot
+            shared.permits.add_permits(n - acks.len());
         }
         if cps
             .as_ref()
@@ -204,7 +205,9 @@ fn seal_now(
     };
     let mut line = Vec::with_capacity(256);
     c.seal(head, &mut line);
-    match sink.ensure_current().and_then(|()| sink.write(&line)) {
+    // Into the file the last records went to, even if it was renamed
+    // (logrotate before SIGHUP): that file ends sealed.
+    match sink.write(&line) {
         Ok(()) => {
             dirty_since.get_or_insert_with(Instant::now);
         }
