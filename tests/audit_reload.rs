@@ -155,3 +155,52 @@ async fn every_key_is_applied_or_named_as_needing_a_restart() {
         "{a}"
     );
 }
+
+#[tokio::test]
+async fn logrotate_then_sighup_leaves_the_old_file_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (sealer, _) = Sealer::generate().unwrap();
+    let key = sealer.verify_key();
+    let mut s = AuditSettings::file(&path);
+    s.seal = Some(SealSettings {
+        sealer: Arc::new(sealer),
+        interval: Duration::from_secs(3600),
+        records: 100,
+        anchor: AnchorSettings::File(dir.path().join("cp.log")),
+        forward: None,
+    });
+    let log = AuditLog::open(s).unwrap();
+    for _ in 0..3 {
+        log.submit(&record()).await;
+    }
+    // wait until the writer has the 3 records on disk, then rotate away
+    while log.stats().written < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let old = dir.path().join("audit.jsonl-20261206");
+    std::fs::rename(&path, &old).unwrap();
+    log.reopen();
+    for _ in 0..2 {
+        log.submit(&record()).await;
+    }
+    log.shutdown().await;
+    let old_text = std::fs::read_to_string(&old).unwrap();
+    assert!(
+        old_text
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("{\"checkpoint\":3,"),
+        "{old_text}"
+    );
+    let new_text = std::fs::read_to_string(&path).unwrap();
+    assert!(new_text.starts_with("{\"seq\":4,"), "{new_text}");
+    let opts = VerifyOptions {
+        key: Some(key),
+        checkpoints: Some(dir.path().join("cp.log")),
+        seed: None,
+    };
+    let report = verify_with(&[old, path], &opts).unwrap();
+    assert_eq!((report.records, report.checkpoints), (5, 2));
+}

@@ -118,6 +118,19 @@ impl Sink {
         }
     }
 
+    /// False when the open file is no longer the one at the configured
+    /// path (renamed by logrotate, deleted) and the next write would
+    /// switch files.
+    pub fn is_current(&self) -> bool {
+        match self {
+            Sink::Stdout => true,
+            Sink::File(f) => {
+                f.file.is_some()
+                    && fs::metadata(&f.path).is_ok_and(|m| (m.dev(), m.ino()) == f.ident)
+            }
+        }
+    }
+
     /// True when `pending` more bytes would push the file past
     /// `max_bytes` and there is something to rotate away (a line longer
     /// than `max_bytes` still gets a file of its own).

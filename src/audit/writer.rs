@@ -99,6 +99,15 @@ pub(super) fn run(
             // Once closed, no line can be pushed any more: this batch is the last.
             (q.closed, std::mem::take(&mut q.reopen), q.reconfig.take())
         };
+        if reopen {
+            // Close the old file sealed and synced, then carry on in the new one.
+            seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
+            let _ = sync(&shared, &mut sink, &mut cps, &mut dirty_since);
+            match sink.reopen() {
+                Ok(()) => tracing::info!(target: "regate::audit", "audit log reopened"),
+                Err(e) => set_ok(&shared, false, &e.to_string()),
+            }
+        }
         let mut written = 0;
         if !batch.is_empty() {
             let n = batch.len();
@@ -115,18 +124,10 @@ pub(super) fn run(
         {
             seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
         }
-        if reopen || reconfig.is_some() {
+        if let Some(next) = reconfig {
             // Close the old file sealed and synced, then carry on in the new one.
             seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
             let _ = sync(&shared, &mut sink, &mut cps, &mut dirty_since);
-        }
-        if reopen {
-            match sink.reopen() {
-                Ok(()) => tracing::info!(target: "regate::audit", "audit log reopened"),
-                Err(e) => set_ok(&shared, false, &e.to_string()),
-            }
-        }
-        if let Some(next) = reconfig {
             if let Some(s) = next.sink {
                 sink = s;
             }
@@ -234,7 +235,19 @@ fn write_batch(
     let mut committed = *head;
     let mut done = 0usize;
     let result = (|| -> std::io::Result<()> {
-        sink.ensure_current()?;
+        if !sink.is_current() {
+            // Renamed under us (logrotate, no SIGHUP yet): the file the
+            // records went to ends sealed before the switch.
+            if let Some(c) = cps.as_mut().filter(|c| c.unsealed(head)) {
+                let mut line = Vec::with_capacity(256);
+                c.seal(head, &mut line);
+                if sink.write(&line).is_err() {
+                    c.write_failed();
+                }
+            }
+            // (one `stat` per batch when nothing changed)
+            sink.ensure_current()?;
+        }
         buf.clear();
         let mut in_buf = 0usize;
         for fields in batch {
