@@ -118,8 +118,15 @@ impl Exchange {
         if !gw.audit.wants_intent() {
             return true;
         }
+        gw.audit.intent(&self.record()).await
+    }
+
+    /// The fields of its audit record known before the outcome: who,
+    /// what, the decision and the node. The intent record is just this;
+    /// the outcome record adds status, sizes and durations.
+    fn record(&self) -> AuditRecord<'_> {
         let principal = self.principal.as_ref();
-        let rec = AuditRecord {
+        AuditRecord {
             time: self.started_at,
             request_id: self.id.to_str().unwrap_or("-"),
             client_ip: self.client_ip,
@@ -127,6 +134,7 @@ impl Exchange {
             tls_version: self.conn.tls_version,
             sni: self.conn.sni.as_deref(),
             user: principal.map(|p| &*p.user),
+            attempted_user: self.attempted_user.as_deref(),
             role: principal.map(|p| &*p.role),
             identity_source: principal.map(|p| p.source.as_str()),
             method: self.method.as_str(),
@@ -140,8 +148,7 @@ impl Exchange {
             rate_limit: self.rate_limit,
             upstream: self.node.as_deref(),
             ..AuditRecord::default()
-        };
-        gw.audit.intent(&rec).await
+        }
     }
 }
 
@@ -177,34 +184,15 @@ impl OnDone for Finish {
             decision,
             elapsed,
         );
-        let id = ex.id.to_str().unwrap_or("-");
-        let principal = ex.principal.as_ref();
         let rule = match (ex.rule, &reject_code) {
             (Some(r), None) => Some(r),
             (_, Some(code)) => Some(code.as_ref()),
             (None, None) => None,
         };
+        let slot = ex.audit_slot.take();
         let rec = AuditRecord {
-            time: ex.started_at,
-            request_id: id,
-            client_ip: ex.client_ip,
-            client_port: ex.conn.peer.port(),
-            tls_version: ex.conn.tls_version,
-            sni: ex.conn.sni.as_deref(),
-            user: principal.map(|p| &*p.user),
-            attempted_user: ex.attempted_user.as_deref(),
-            role: principal.map(|p| &*p.role),
-            identity_source: principal.map(|p| p.source.as_str()),
-            method: ex.method.as_str(),
-            path: Some(ex.path.as_deref().unwrap_or(ex.raw_target.path())),
-            raw_path: ex.raw_target.as_str().as_bytes(),
-            route: ex.route.as_deref(),
-            api_version: version_label(ex.api_version),
             decision,
             rule,
-            permission: ex.permission.as_deref(),
-            rate_limit: ex.rate_limit,
-            upstream: ex.node.as_deref(),
             upstream_status: ex.upstream_status.map(|s| s.as_u16()),
             status: ex.status.as_u16(),
             bytes_in: ex.tally.as_ref().map_or(0, |t| t.bytes()),
@@ -213,8 +201,9 @@ impl OnDone for Finish {
             duration: elapsed,
             upstream_duration: ex.upstream_elapsed,
             body_sha256: ex.tally.as_ref().and_then(|t| t.digest()),
+            ..ex.record()
         };
-        match ex.audit_slot.take() {
+        match slot {
             Some(slot) => {
                 slot.submit(&rec);
             }

@@ -54,9 +54,11 @@
 //! [`AuditLog::healthy`] turns false so the gateway answers 503.
 
 pub mod anchor;
+mod breaks;
 pub mod chain;
 mod checkpoint;
 pub mod config;
+mod crosscheck;
 pub mod forward;
 pub mod json;
 mod log;
@@ -68,6 +70,7 @@ pub mod sink;
 mod syslog;
 pub mod time;
 pub mod verify;
+mod verify_files;
 mod writer;
 
 pub use anchor::AnchorSettings;
