@@ -155,6 +155,18 @@ impl AuditLog {
         let log = AuditLog::new(&settings, head);
         let shared = log.shared.clone();
         let (fsync, seal) = (settings.fsync, settings.seal.clone());
+        match &seal {
+            Some(s) => tracing::info!(
+                target: "regate::audit",
+                key_id = s.sealer.key_id(),
+                forward_secure = s.forward.is_some(),
+                "audit checkpoints are signed"
+            ),
+            None => tracing::info!(
+                target: "regate::audit",
+                "audit trail unkeyed (no signing_key): a re-chained file cannot be detected"
+            ),
+        }
         std::thread::Builder::new()
             .name("regate-audit".into())
             .spawn(move || writer::run(shared, sink, head, fsync, seal, sealed))?;
