@@ -73,9 +73,10 @@ enum AuditCommand {
     /// --key every checkpoint's signature. Exit 0 intact, 1 tampered,
     /// 2 unreadable input or usage error.
     Verify {
-        /// The Ed25519 public key (PEM) from `regate audit keygen`.
+        /// The Ed25519 public key (PEM) from `regate audit keygen`; repeat
+        /// it for a trail that spans a key rotation.
         #[arg(long)]
-        key: Option<PathBuf>,
+        key: Vec<PathBuf>,
         /// The checkpoints copied to `checkpoint_sink` (a file, or the
         /// service log saved with `journalctl -o cat`): finds a cut tail.
         #[arg(long)]
@@ -137,7 +138,7 @@ fn main() -> ExitCode {
                     seed,
                     files,
                 },
-        } => audit_verify(key.as_deref(), checkpoints, seed.as_deref(), &files),
+        } => audit_verify(&key, checkpoints, seed.as_deref(), &files),
         Command::Audit {
             command: AuditCommand::Keygen { out },
         } => match regate::audit::seal::keygen(&out) {
@@ -162,7 +163,7 @@ fn main() -> ExitCode {
 
 /// Exit 0 intact, 1 tampered, 2 unreadable input.
 fn audit_verify(
-    key: Option<&Path>,
+    key: &[PathBuf],
     checkpoints: Option<PathBuf>,
     seed: Option<&str>,
     files: &[PathBuf],
@@ -175,16 +176,19 @@ fn audit_verify(
         Some(Some(s)) => Some(s),
         None => None,
     };
-    let key = match key.map(regate::audit::seal::VerifyKey::load) {
-        Some(Err(e)) => {
+    let keys = match key
+        .iter()
+        .map(|k| regate::audit::seal::VerifyKey::load(k))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(k) => k,
+        Err(e) => {
             eprintln!("regate: {e}");
             return ExitCode::from(2);
         }
-        Some(Ok(k)) => Some(k),
-        None => None,
     };
     let opts = regate::audit::VerifyOptions {
-        key,
+        keys,
         checkpoints,
         seed,
     };

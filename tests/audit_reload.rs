@@ -67,7 +67,7 @@ async fn a_reload_that_moves_the_trail_continues_the_chain() {
     );
     assert!(b_lines.starts_with("{\"seq\":4,"), "{b_lines}");
     let opts = VerifyOptions {
-        key: Some(regate::audit::seal::VerifyKey::load(&public).unwrap()),
+        keys: vec![regate::audit::seal::VerifyKey::load(&public).unwrap()],
         checkpoints: Some(dir.path().join("cp.log")),
         seed: None,
     };
@@ -197,10 +197,71 @@ async fn logrotate_then_sighup_leaves_the_old_file_sealed() {
     let new_text = std::fs::read_to_string(&path).unwrap();
     assert!(new_text.starts_with("{\"seq\":4,"), "{new_text}");
     let opts = VerifyOptions {
-        key: Some(key),
+        keys: vec![key],
         checkpoints: Some(dir.path().join("cp.log")),
         seed: None,
     };
     let report = verify_with(&[old, path], &opts).unwrap();
     assert_eq!((report.records, report.checkpoints), (5, 2));
+}
+
+#[tokio::test]
+async fn a_key_rotation_hands_over_on_one_head_and_verifies_with_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let seal = |sealer: Sealer| SealSettings {
+        sealer: Arc::new(sealer),
+        interval: Duration::from_secs(3600),
+        records: 100,
+        anchor: AnchorSettings::File(dir.path().join("cp.log")),
+        forward: None,
+    };
+    let (old, _) = Sealer::generate().unwrap();
+    let (new, _) = Sealer::generate().unwrap();
+    let (old_key, new_key) = (old.verify_key(), new.verify_key());
+    let mut s = AuditSettings::file(&path);
+    s.seal = Some(seal(old));
+    let log = AuditLog::open(s.clone()).unwrap();
+    for _ in 0..3 {
+        log.submit(&record()).await;
+    }
+    while log.stats().written < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.seal = Some(seal(new));
+    assert_eq!(log.reconfigure(&s), ["audit.signing_key/checkpoint_*"]);
+    for _ in 0..2 {
+        log.submit(&record()).await;
+    }
+    log.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("{\"checkpoint\":"))
+        .collect();
+    // old key, then new key, on the same head; then the shutdown seal
+    assert_eq!(cps.len(), 3, "{text}");
+    assert!(cps[0].contains(old_key.id()) && cps[1].contains(new_key.id()));
+    assert_eq!(cps[0][..20], cps[1][..20]);
+    let both = VerifyOptions {
+        keys: vec![old_key, new_key.clone()],
+        ..VerifyOptions::default()
+    };
+    assert_eq!(
+        verify_with(std::slice::from_ref(&path), &both)
+            .unwrap()
+            .checkpoints,
+        3
+    );
+    let only_new = VerifyOptions {
+        keys: vec![new_key],
+        ..VerifyOptions::default()
+    };
+    assert!(matches!(
+        verify_with(&[path], &only_new),
+        Err(regate::audit::VerifyError::Broken {
+            problem: regate::audit::Break::Forged { .. },
+            ..
+        })
+    ));
 }

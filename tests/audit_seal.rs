@@ -78,7 +78,7 @@ impl Trail {
 
     fn keyed(&self) -> VerifyOptions {
         VerifyOptions {
-            key: Some(self.key.clone()),
+            keys: vec![self.key.clone()],
             checkpoints: None,
             seed: None,
         }
@@ -86,7 +86,7 @@ impl Trail {
 
     fn with_anchor(&self) -> VerifyOptions {
         VerifyOptions {
-            key: Some(self.key.clone()),
+            keys: vec![self.key.clone()],
             checkpoints: Some(self.anchor.clone()),
             seed: None,
         }
@@ -312,7 +312,7 @@ async fn a_rewritten_trail_disagrees_with_the_second_sink() {
         .collect();
     rewrite(&t.path, &none);
     let opts = VerifyOptions {
-        key: None,
+        keys: vec![],
         checkpoints: Some(t.anchor.clone()),
         seed: None,
     };
@@ -341,7 +341,7 @@ async fn swapped_rotated_files_are_caught() {
         .collect();
     assert!(files.len() >= 3, "{files:?}");
     let opts = VerifyOptions {
-        key: Some(key),
+        keys: vec![key],
         checkpoints: Some(anchor),
         seed: None,
     };
@@ -445,7 +445,7 @@ async fn a_torn_tail_and_a_restart_still_verify() {
     let lines = read_lines(&path);
     assert!(lines[3].starts_with("{\"checkpoint\":3,"), "{lines:#?}");
     let opts = VerifyOptions {
-        key: Some(key),
+        keys: vec![key],
         checkpoints: Some(anchor),
         seed: None,
     };
@@ -561,7 +561,7 @@ async fn forward_secure_macs_stop_a_stolen_key_from_resealing_the_past() {
     write(s, 0, 20).await;
     let seed = forward::parse_seed(&keys.seed).unwrap();
     let opts = |seed| VerifyOptions {
-        key: Some(sealer.verify_key()),
+        keys: vec![sealer.verify_key()],
         checkpoints: None,
         seed,
     };
@@ -648,7 +648,7 @@ async fn checkpoints_reach_a_syslog_collector_as_rfc5424_over_tcp() {
     let saved = dir.path().join("syslog.txt");
     std::fs::write(&saved, &text).unwrap();
     let opts = VerifyOptions {
-        key: Some(key),
+        keys: vec![key],
         checkpoints: Some(saved),
         seed: None,
     };

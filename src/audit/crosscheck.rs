@@ -18,7 +18,7 @@ pub(super) struct Anchors {
     other_keys: u64,
 }
 
-pub(super) fn read_anchors(path: &Path, key: Option<&VerifyKey>) -> Result<Anchors, VerifyError> {
+pub(super) fn read_anchors(path: &Path, keys: &[VerifyKey]) -> Result<Anchors, VerifyError> {
     let mut lines = LineReader::open(path)?;
     let mut out = Anchors {
         path: path.to_path_buf(),
@@ -35,7 +35,7 @@ pub(super) fn read_anchors(path: &Path, key: Option<&VerifyKey>) -> Result<Ancho
             problem,
         };
         let cp = parse_checkpoint(found).map_err(|e| broken(Break::Malformed(e)))?;
-        match key.map(|k| k.check(&cp)) {
+        match (!keys.is_empty()).then(|| VerifyKey::check_any(keys, &cp)) {
             // A service log may hold other gateways' checkpoints.
             Some(Err(SealError::OtherKey { .. })) => out.other_keys += 1,
             Some(Err(error)) => return Err(broken(Break::Forged { error, first: None })),

@@ -347,6 +347,23 @@ impl VerifyKey {
         &self.id
     }
 
+    /// Checks a checkpoint's signature with whichever of `keys` made it
+    /// (several after a key rotation: the writer seals the head with the
+    /// old key and again with the new one).
+    pub fn check_any(keys: &[VerifyKey], cp: &Checkpoint) -> Result<(), SealError> {
+        match keys.iter().find(|k| k.id == cp.key) {
+            Some(k) => k.check(cp),
+            None => Err(SealError::OtherKey {
+                found: cp.key.clone(),
+                expected: keys
+                    .iter()
+                    .map(|k| k.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
     /// Checks a checkpoint's signature.
     pub fn check(&self, cp: &Checkpoint) -> Result<(), SealError> {
         if cp.key != self.id {

@@ -24,9 +24,9 @@ use super::verify_files::{chain_order, find_seq, LineReader};
 /// What to check beyond the chain.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
-    /// The public key: every checkpoint's signature is checked, and a
-    /// trail without any checkpoint fails.
-    pub key: Option<VerifyKey>,
+    /// The public key(s): every checkpoint's signature is checked, and a
+    /// trail without any checkpoint fails. Several after a key rotation.
+    pub keys: Vec<VerifyKey>,
     /// The second sink's copy of the checkpoints (`checkpoint_sink`).
     pub checkpoints: Option<PathBuf>,
     /// The forward-secure seed from `audit keygen`: every checkpoint's
@@ -175,7 +175,7 @@ struct Prev {
 pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let ordered = chain_order(files)?;
     let anchors = match &opts.checkpoints {
-        Some(p) => Some(read_anchors(p, opts.key.as_ref())?),
+        Some(p) => Some(read_anchors(p, &opts.keys)?),
         None => None,
     };
     let wanted: HashSet<u64> = anchors
@@ -190,7 +190,10 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
         last_seq: None,
         head: hex(&GENESIS),
         from_genesis: false,
-        key: opts.key.as_ref().map(|k| k.id().to_string()),
+        key: (!opts.keys.is_empty()).then(|| {
+            let ids: Vec<&str> = opts.keys.iter().map(VerifyKey::id).collect();
+            ids.join(", ")
+        }),
         checkpoints: 0,
         unsealed: None,
         torn: None,
@@ -229,8 +232,8 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
             let body = &line[..line.len() - 1];
             if is_checkpoint(body) {
                 let cp = parse_checkpoint(body).map_err(|e| broken(Break::Malformed(e)))?;
-                if let Some(key) = &opts.key {
-                    key.check(&cp).map_err(|error| {
+                if !opts.keys.is_empty() {
+                    VerifyKey::check_any(&opts.keys, &cp).map_err(|error| {
                         broken(Break::Forged {
                             error,
                             first: first_unsealed.clone(),
@@ -378,7 +381,7 @@ pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyRepo
         report.head = hex(&p.hash);
     }
     if let Some(first) = first_unsealed {
-        if opts.key.is_some() && report.checkpoints == 0 {
+        if !opts.keys.is_empty() && report.checkpoints == 0 {
             return Err(VerifyError::Broken {
                 path: first.1,
                 line: first.2,
