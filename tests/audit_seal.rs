@@ -571,6 +571,39 @@ async fn forward_secure_macs_stop_a_stolen_key_from_resealing_the_past() {
     let stolen = forward::load(&keys.forward).unwrap();
     assert_eq!(stolen.epoch, 4);
 
+    // The shipped copies carry their MACs too; one re-made with the
+    // stolen key under an earlier epoch is caught there as well.
+    let shipped = VerifyOptions {
+        keys: vec![sealer.verify_key()],
+        checkpoints: Some(anchor.clone()),
+        seed: Some(seed),
+    };
+    let report = verify_with(std::slice::from_ref(&path), &shipped).unwrap();
+    assert!(report.anchors.is_some_and(|a| a.0 >= 1), "{report}");
+    let copy = std::fs::read_to_string(&anchor).unwrap();
+    let last =
+        regate::audit::seal::parse_checkpoint(copy.lines().last().unwrap().as_bytes()).unwrap();
+    let mut relabelled = stolen.clone();
+    relabelled.epoch = 3;
+    let mut forged_copy = Vec::new();
+    sealer.seal_forward(
+        &last.chain_head(),
+        5,
+        std::time::SystemTime::now(),
+        Some(&relabelled),
+        &mut forged_copy,
+    );
+    std::fs::write(&anchor, [copy.as_bytes(), &forged_copy].concat()).unwrap();
+    let (bad, _, problem, _) = broken(std::slice::from_ref(&path), &shipped);
+    assert_eq!(bad, anchor);
+    assert!(matches!(
+        problem,
+        Break::Forged {
+            error: regate::audit::seal::SealError::BadMac { epoch: Some(3) },
+            ..
+        }
+    ));
+
     // With root on the gateway: the signing key and the current MAC key.
     let mut lines = read_lines(&path);
     let at = line_of(&lines, 7) as usize - 1;

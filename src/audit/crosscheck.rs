@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::breaks::{Break, VerifyError};
+use super::forward::Ratchet;
 use super::seal::{find_checkpoint, parse_checkpoint, Checkpoint, SealError, VerifyKey};
 use super::verify::VerifyReport;
 use super::verify_files::LineReader;
@@ -18,7 +19,11 @@ pub(super) struct Anchors {
     other_keys: u64,
 }
 
-pub(super) fn read_anchors(path: &Path, keys: &[VerifyKey]) -> Result<Anchors, VerifyError> {
+pub(super) fn read_anchors(
+    path: &Path,
+    keys: &[VerifyKey],
+    seed: Option<[u8; 32]>,
+) -> Result<Anchors, VerifyError> {
     let mut lines = LineReader::open(path)?;
     let mut out = Anchors {
         path: path.to_path_buf(),
@@ -42,7 +47,34 @@ pub(super) fn read_anchors(path: &Path, keys: &[VerifyKey]) -> Result<Anchors, V
             _ => out.list.push((cp, lines.line_no)),
         }
     }
+    if let Some(seed) = seed {
+        check_macs(&mut out, seed)?;
+    }
     Ok(out)
+}
+
+/// `--seed`: every copy must carry the forward-secure MAC of its epoch
+/// (one ratchet walked up through the epochs in order).
+fn check_macs(anchors: &mut Anchors, seed: [u8; 32]) -> Result<(), VerifyError> {
+    anchors.list.sort_by_key(|(cp, _)| cp.epoch);
+    let mut r = Ratchet::from_seed(seed);
+    for (cp, line) in &anchors.list {
+        let bad = match cp.epoch {
+            None => Some(SealError::BadMac { epoch: None }),
+            Some(e) => {
+                r.advance_to(e);
+                (!cp.mac_ok(&r)).then_some(SealError::BadMac { epoch: Some(e) })
+            }
+        };
+        if let Some(error) = bad {
+            return Err(VerifyError::Broken {
+                path: anchors.path.clone(),
+                line: *line,
+                problem: Break::Forged { error, first: None },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Every checkpoint of the second sink must seal a record the trail

@@ -175,7 +175,7 @@ struct Prev {
 pub fn verify_with(files: &[PathBuf], opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let ordered = chain_order(files)?;
     let anchors = match &opts.checkpoints {
-        Some(p) => Some(read_anchors(p, &opts.keys)?),
+        Some(p) => Some(read_anchors(p, &opts.keys, opts.seed)?),
         None => None,
     };
     let wanted: HashSet<u64> = anchors
