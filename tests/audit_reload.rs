@@ -41,6 +41,10 @@ async fn a_reload_that_moves_the_trail_continues_the_chain() {
     for _ in 0..3 {
         assert_eq!(c.get(&w.url("/v1/bdbs"), ADMIN).await.status, 200);
     }
+    // records are queued once a response ends: wait until all 3 are written
+    while w.gateway.gateway.audit.stats().written < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let text = std::fs::read_to_string(&w.config_path).unwrap();
     std::fs::write(
         &w.config_path,
@@ -230,6 +234,16 @@ async fn a_key_rotation_hands_over_on_one_head_and_verifies_with_both_keys() {
     }
     s.seal = Some(seal(new));
     assert_eq!(log.reconfigure(&s), ["audit.signing_key/checkpoint_*"]);
+    // the writer applies it at its next turn: wait for the hand-over
+    let count = || {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .matches("{\"checkpoint\":")
+            .count()
+    };
+    while count() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     for _ in 0..2 {
         log.submit(&record()).await;
     }

@@ -108,24 +108,10 @@ pub(super) fn run(
                 Err(e) => set_ok(&shared, false, &e.to_string()),
             }
         }
-        let mut written = 0;
-        if !batch.is_empty() {
-            let n = batch.len();
-            written = write_batch(&shared, &mut sink, &mut head, &batch, &mut buf, &mut cps);
-            batch.clear();
-            dirty_since.get_or_insert_with(Instant::now);
-            // intent records took no slot
-            shared.permits.add_permits(n - acks.len());
-        }
-        if cps
-            .as_ref()
-            .is_some_and(|c| c.due_in().is_some_and(|d| d.is_zero()))
-            || closed
-        {
-            seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
-        }
         if let Some(next) = reconfig {
-            // Close the old file sealed and synced, then carry on in the new one.
+            // Before this batch: whatever was submitted after the reload
+            // goes to the new file. The old one is closed sealed and
+            // synced, and the chain carries on in the new one.
             seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
             let _ = sync(&shared, &mut sink, &mut cps, &mut dirty_since);
             if let Some(s) = next.sink {
@@ -145,6 +131,22 @@ pub(super) fn run(
                 seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
             }
             tracing::info!(target: "regate::audit", seq = head.seq, head = %hex(&head.hash), "audit settings applied; the chain continues");
+        }
+        let mut written = 0;
+        if !batch.is_empty() {
+            let n = batch.len();
+            written = write_batch(&shared, &mut sink, &mut head, &batch, &mut buf, &mut cps);
+            batch.clear();
+            dirty_since.get_or_insert_with(Instant::now);
+            // intent records took no slot
+            shared.permits.add_permits(n - acks.len());
+        }
+        if cps
+            .as_ref()
+            .is_some_and(|c| c.due_in().is_some_and(|d| d.is_zero()))
+            || closed
+        {
+            seal_now(&shared, &mut sink, &head, &mut cps, &mut dirty_since);
         }
         let due = match (fsync, dirty_since) {
             (_, None) => false,
