@@ -516,6 +516,56 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_checkpoint_key_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = |text: &str| -> Vec<String> {
+            let text = format!("path = \"audit.jsonl\"\n{text}");
+            match parse(&text).unwrap().validate(dir.path()) {
+                Ok(_) => Vec::new(),
+                Err(errs) => errs.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        assert_eq!(
+            keys(
+                "checkpoint_interval = \"1ms\"\ncheckpoint_records = 0\ncheckpoint_sink = \"ftp\""
+            ),
+            [
+                "audit.checkpoint_interval",
+                "audit.checkpoint_records",
+                "audit.checkpoint_sink"
+            ]
+        );
+        assert_eq!(
+            keys("checkpoint_sink = \"syslog:nowhere\""),
+            ["audit.checkpoint_sink"]
+        );
+        assert_eq!(
+            keys("checkpoint_sink = \"file:/nonexistent-dir/cp\""),
+            ["audit.checkpoint_sink"]
+        );
+        assert_eq!(keys("forward_secure = true"), ["audit.forward_secure"]);
+        assert_eq!(keys("signing_key = \"missing.key\""), ["audit.signing_key"]);
+        let k = super::super::seal::keygen(dir.path()).unwrap();
+        let key = format!("signing_key = \"{}\"", k.private.display());
+        assert!(keys(&format!(
+            "{key}\nforward_secure = true\ncheckpoint_sink = \"syslog\""
+        ))
+        .is_empty());
+        std::fs::set_permissions(&k.private, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(keys(&key), ["audit.signing_key"]);
+        std::fs::set_permissions(&k.private, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::remove_file(&k.forward).unwrap();
+        assert_eq!(
+            keys(&format!("{key}\nforward_secure = true")),
+            ["audit.forward_secure"]
+        );
+        // the public key is not a signing key
+        let public = format!("signing_key = \"{}\"", k.public.display());
+        assert_eq!(keys(&public), ["audit.signing_key"]);
+    }
+
+    #[test]
     fn stdout_and_always() {
         let cfg = parse("sink = \"stdout\"\nfsync = \"always\"\non_full = \"drop\"").unwrap();
         let s = cfg.validate(Path::new("/")).unwrap();
