@@ -1,7 +1,7 @@
 //! The audit trail: one JSON line per request, allowed or denied, written
 //! off the request path by a dedicated thread through a bounded queue, and
 //! chained with SHA-256 so an edited, deleted or reordered line is found
-//! by [`verify`]. The pipeline builds an [`AuditRecord`] in its single
+//! by [`verify()`]. The pipeline builds an [`AuditRecord`] in its single
 //! exit door and submits it; this module never decides anything about a
 //! request and never sees a credential.
 //!
