@@ -2,7 +2,10 @@
 //! hand-written writer (`AuditRecord::encode_fields`, the one regate uses)
 //! against serde_json on an equivalent `#[derive(Serialize)]` view, for a
 //! typical record and a hostile one (control characters, a 16 KiB name);
-//! then the chain step (prefix + SHA-256 of the line) the writer thread adds.
+//! then the chain step (prefix + SHA-256 of the line) the writer thread adds,
+//! and the signed checkpoint (Ed25519) it appends every `checkpoint_records`
+//! records or `checkpoint_interval`, with what that costs per record at
+//! the default of one per 1000 records (`audit_chain/..._per_1000`).
 //!
 //! The serde variant truncates fields the same way but escapes less (it
 //! leaves DEL, C1 and bidi characters raw), so it is a lower bound on what
@@ -32,6 +35,7 @@ fn typical(digest: &[u8; 32]) -> AuditRecord<'_> {
         client_cert: None,
         client_cert_sha256: None,
         user: Some("ops-alice@example.com"),
+        attempted_user: None,
         role: Some("db_member"),
         identity_source: Some("cluster"),
         method: "PUT",
@@ -208,6 +212,28 @@ fn chain(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             head.append_line(black_box(&fields), &mut out);
+            black_box(out.len())
+        })
+    });
+    // The writer thread's cost per record with checkpoints every 1000
+    // records (the default): 1000 chain steps and one signature.
+    let (sealer, _) = regate::audit::seal::Sealer::generate().expect("key");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("seal_checkpoint_ed25519", |b| {
+        b.iter(|| {
+            out.clear();
+            sealer.seal(black_box(&head), 1000, SystemTime::now(), &mut out);
+            black_box(out.len())
+        })
+    });
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("append_1000_lines_and_seal_per_1000", |b| {
+        b.iter(|| {
+            out.clear();
+            for _ in 0..1000 {
+                head.append_line(black_box(&fields), &mut out);
+            }
+            sealer.seal(&head, 1000, SystemTime::now(), &mut out);
             black_box(out.len())
         })
     });

@@ -212,6 +212,8 @@ impl Gateway {
                 self.metrics.set_nodes(&nodes);
                 let routes: Vec<&str> = next.config.policy.routes().map(|r| r.template).collect();
                 self.metrics.set_routes(&routes);
+                // [audit]: applied, or a warn naming what needs a restart
+                self.audit.reconfigure(&next.config.audit);
                 self.swap(next);
                 self.metrics.config_reloaded(true);
                 tracing::info!("configuration reloaded");

@@ -93,16 +93,17 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
             tracing::warn!(node = %node.url, "upstream node uses plain HTTP: credentials and data cross the network unencrypted");
         }
     }
-    let listener = match workers {
-        1 => TcpListener::bind(config.listen).await?,
-        _ => listener::bind_reuseport(config.listen)?,
-    };
-    let addr = listener.local_addr()?;
+    // Before any port: a trail locked by another regate refuses the start.
     let audit = if config.audit.enabled {
         audit::AuditLog::open(config.audit.clone())?
     } else {
         audit::AuditLog::disabled()
     };
+    let listener = match workers {
+        1 => TcpListener::bind(config.listen).await?,
+        _ => listener::bind_reuseport(config.listen)?,
+    };
+    let addr = listener.local_addr()?;
     let nodes: Vec<&str> = config.upstream.nodes.iter().map(|n| &*n.url).collect();
     let routes: Vec<&str> = config.policy.routes().map(|r| r.template).collect();
     let metrics = Arc::new(metrics::Metrics::new(&routes, &nodes).map_err(std::io::Error::other)?);

@@ -82,10 +82,31 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain of audit files (rotated ones included):
-    /// reports the first edited, deleted or reordered record.
+    /// reports the first edited, deleted or reordered record, and with
+    /// --key every checkpoint's signature. Exit 0 intact, 1 tampered,
+    /// 2 unreadable input or usage error.
     Verify {
+        /// The Ed25519 public key (PEM) from `regate audit keygen`; repeat
+        /// it for a trail that spans a key rotation.
+        #[arg(long)]
+        key: Vec<PathBuf>,
+        /// The checkpoints copied to `checkpoint_sink` (a file, or the
+        /// service log saved with `journalctl -o cat`): finds a cut tail.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The forward-secure seed `audit keygen` printed (64 hex digits):
+        /// checks every checkpoint's forward-secure MAC.
+        #[arg(long)]
+        seed: Option<String>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Write a new checkpoint signing key pair into DIR:
+    /// audit-signing.key (mode 0600, for `[audit] signing_key`) and
+    /// audit-signing.pub.pem (for the auditor's `verify --key`).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -132,17 +153,80 @@ fn main() -> ExitCode {
             path,
         } => explain(&config, &user, role.as_deref(), &method, &path),
         Command::Audit {
-            command: AuditCommand::Verify { files },
-        } => match regate::audit::verify(&files) {
-            Ok(report) => {
-                println!("{report}");
+            command:
+                AuditCommand::Verify {
+                    key,
+                    checkpoints,
+                    seed,
+                    files,
+                },
+        } => audit_verify(&key, checkpoints, seed.as_deref(), &files),
+        Command::Audit {
+            command: AuditCommand::Keygen { out },
+        } => match regate::audit::seal::keygen(&out) {
+            Ok(k) => {
+                println!(
+                    "key id {}\nprivate key (keep on the gateway, mode 0600): {}\npublic key (for `regate audit verify --key`): {}\nforward-secure state (for `[audit] forward_secure = true`): {}\nforward-secure seed (for `regate audit verify --seed`; keep it offline, it is not shown again):\n{}",
+                    k.id,
+                    k.private.display(),
+                    k.public.display(),
+                    k.forward.display(),
+                    k.seed
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
+                eprintln!("regate: {e}");
+                ExitCode::from(2)
             }
         },
+    }
+}
+
+/// Exit 0 intact, 1 tampered, 2 unreadable input.
+fn audit_verify(
+    key: &[PathBuf],
+    checkpoints: Option<PathBuf>,
+    seed: Option<&str>,
+    files: &[PathBuf],
+) -> ExitCode {
+    let seed = match seed.map(regate::audit::forward::parse_seed) {
+        Some(None) => {
+            eprintln!("regate: --seed must be the 64 hex digits `regate audit keygen` printed");
+            return ExitCode::from(2);
+        }
+        Some(Some(s)) => Some(s),
+        None => None,
+    };
+    let keys = match key
+        .iter()
+        .map(|k| regate::audit::seal::VerifyKey::load(k))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("regate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = regate::audit::VerifyOptions {
+        keys,
+        checkpoints,
+        seed,
+    };
+    match regate::audit::verify_with(files, &opts) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ regate::audit::VerifyError::Io { .. }) => {
+            eprintln!("regate: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            println!("TAMPERED: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

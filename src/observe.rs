@@ -41,6 +41,8 @@ pub struct Exchange {
     pub rule: Option<&'static str>,
     pub decision: Decision,
     pub principal: Option<Principal>,
+    /// The user name a failed login tried (audited; no principal exists).
+    pub attempted_user: Option<Box<str>>,
     pub rate_limit: RateLimit,
     /// The limit that refused the request (headers for the 429).
     pub limited: Option<Limited>,
@@ -109,6 +111,51 @@ fn version_label(v: Option<u16>) -> Option<&'static str> {
     })
 }
 
+impl Exchange {
+    /// `[audit] required = true`: the intent record (who, what, the
+    /// decision, the node) reaches the kernel before the request is
+    /// forwarded; false if it could not be written (answer 503). Without
+    /// `required`, one atomic load.
+    pub async fn commit_intent(&self, gw: &Gateway) -> bool {
+        if !gw.audit.wants_intent() {
+            return true;
+        }
+        gw.audit.intent(&self.record()).await
+    }
+
+    /// The fields of its audit record known before the outcome: who,
+    /// what, the decision and the node. The intent record is just this;
+    /// the outcome record adds status, sizes and durations.
+    fn record(&self) -> AuditRecord<'_> {
+        let principal = self.principal.as_ref();
+        AuditRecord {
+            time: self.started_at,
+            request_id: self.id.to_str().unwrap_or("-"),
+            client_ip: self.client_ip,
+            client_port: self.conn.peer.port(),
+            tls_version: self.conn.tls_version,
+            sni: self.conn.sni.as_deref(),
+            client_cert: self.conn.client_cert().map(|c| &*c.subject),
+            client_cert_sha256: self.conn.client_cert().map(|c| &*c.sha256),
+            user: principal.map(|p| &*p.user),
+            attempted_user: self.attempted_user.as_deref(),
+            role: principal.map(|p| &*p.role),
+            identity_source: principal.map(|p| p.source.as_str()),
+            method: self.method.as_str(),
+            path: Some(self.path.as_deref().unwrap_or(self.raw_target.path())),
+            raw_path: self.raw_target.as_str().as_bytes(),
+            route: self.route.as_deref(),
+            api_version: version_label(self.api_version),
+            decision: self.decision,
+            rule: self.rule,
+            permission: self.permission.as_deref(),
+            rate_limit: self.rate_limit,
+            upstream: self.node.as_deref(),
+            ..AuditRecord::default()
+        }
+    }
+}
+
 /// Hooks an [`Exchange`] to its response body's end.
 pub struct Finish {
     pub ex: Exchange,
@@ -141,35 +188,15 @@ impl OnDone for Finish {
             decision,
             elapsed,
         );
-        let id = ex.id.to_str().unwrap_or("-");
-        let principal = ex.principal.as_ref();
         let rule = match (ex.rule, &reject_code) {
             (Some(r), None) => Some(r),
             (_, Some(code)) => Some(code.as_ref()),
             (None, None) => None,
         };
+        let slot = ex.audit_slot.take();
         let rec = AuditRecord {
-            time: ex.started_at,
-            request_id: id,
-            client_ip: ex.client_ip,
-            client_port: ex.conn.peer.port(),
-            tls_version: ex.conn.tls_version,
-            sni: ex.conn.sni.as_deref(),
-            client_cert: ex.conn.client_cert().map(|c| &*c.subject),
-            client_cert_sha256: ex.conn.client_cert().map(|c| &*c.sha256),
-            user: principal.map(|p| &*p.user),
-            role: principal.map(|p| &*p.role),
-            identity_source: principal.map(|p| p.source.as_str()),
-            method: ex.method.as_str(),
-            path: Some(ex.path.as_deref().unwrap_or(ex.raw_target.path())),
-            raw_path: ex.raw_target.as_str().as_bytes(),
-            route: ex.route.as_deref(),
-            api_version: version_label(ex.api_version),
             decision,
             rule,
-            permission: ex.permission.as_deref(),
-            rate_limit: ex.rate_limit,
-            upstream: ex.node.as_deref(),
             upstream_tried: &ex.tried,
             upstream_status: ex.upstream_status.map(|s| s.as_u16()),
             status: ex.status.as_u16(),
@@ -179,8 +206,9 @@ impl OnDone for Finish {
             duration: elapsed,
             upstream_duration: ex.upstream_elapsed,
             body_sha256: ex.tally.as_ref().and_then(|t| t.digest()),
+            ..ex.record()
         };
-        match ex.audit_slot.take() {
+        match slot {
             Some(slot) => {
                 slot.submit(&rec);
             }

@@ -100,6 +100,7 @@ async fn start(
         rule: None,
         decision: Decision::Deny,
         principal: None,
+        attempted_user: None,
         rate_limit: RateLimit::NotChecked,
         limited: None,
         verdict: None,
@@ -168,6 +169,7 @@ async fn process(
         Err(r) => {
             gw.metrics
                 .observe_auth(Some(snap.auth.identity_source()), auth_outcome(&r));
+            ex.attempted_user = crate::auth::basic::attempted_user(&parts.headers);
             return Err(r);
         }
     };

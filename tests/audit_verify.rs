@@ -182,11 +182,26 @@ async fn garbage_and_torn_tail_are_caught() {
     assert_eq!(line, 2);
     assert!(matches!(problem, Break::Malformed(_)));
 
+    // A torn last line (kill -9 mid-write) is reported; the complete
+    // records before it still verify.
     let mut text: String = original.iter().map(|l| format!("{l}\n")).collect();
     text.push_str("{\"seq\":6");
-    std::fs::write(&path, text).unwrap();
-    let (line, problem, _) = broken(&path);
-    assert_eq!((line, problem), (6, Break::Torn));
+    std::fs::write(&path, &text).unwrap();
+    let report = verify(std::slice::from_ref(&path)).unwrap();
+    assert_eq!(
+        (report.records, report.torn.clone()),
+        (5, Some((path.clone(), 6)))
+    );
+    assert!(report.to_string().contains("TORN:"), "{report}");
+
+    // Torn before the end of the trail: a line was cut in the middle.
+    let later = path.with_extension("later");
+    rewrite(&later, &[original[4].replace("\"seq\":5", "\"seq\":7")]);
+    std::fs::write(&path, original.join("\n")).unwrap(); // no final newline
+    match verify(&[path.clone(), later]) {
+        Err(VerifyError::Broken { problem, .. }) => assert_eq!(problem, Break::Torn),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

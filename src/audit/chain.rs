@@ -12,6 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::json::{write_hex, write_u64};
+use super::seal::{is_checkpoint, parse_checkpoint};
 use super::sink::rotated_path;
 
 /// `prev` of the very first record: 32 zero bytes (64 `0` in hex).
@@ -81,7 +82,7 @@ pub fn parse_link(line: &[u8]) -> Result<(u64, [u8; 32]), String> {
     Ok((link.seq, prev))
 }
 
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     let bytes = text.as_bytes();
     if bytes.len() != 64 {
         return None;
@@ -102,16 +103,22 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
 /// last complete one. A complete last line that is not a record is an
 /// error naming the file: move the file aside rather than break the chain.
 pub fn recover(path: &Path) -> io::Result<ChainHead> {
-    if let Some(head) = head_of(path, true)? {
-        return Ok(head);
-    }
-    if let Some(head) = head_of(&rotated_path(path, 1), false)? {
-        return Ok(head);
-    }
-    Ok(ChainHead::genesis())
+    recover_sealed(path).map(|(head, _)| head)
 }
 
-fn head_of(path: &Path, cut_torn: bool) -> io::Result<Option<ChainHead>> {
+/// [`recover`], and whether the trail ends with a checkpoint (a signed
+/// one covering the head: nothing to seal at start).
+pub fn recover_sealed(path: &Path) -> io::Result<(ChainHead, bool)> {
+    if let Some(found) = head_of(path, true)? {
+        return Ok(found);
+    }
+    if let Some(found) = head_of(&rotated_path(path, 1), false)? {
+        return Ok(found);
+    }
+    Ok((ChainHead::genesis(), false))
+}
+
+fn head_of(path: &Path, cut_torn: bool) -> io::Result<Option<(ChainHead, bool)>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -138,12 +145,16 @@ fn head_of(path: &Path, cut_torn: bool) -> io::Result<Option<ChainHead>> {
             .open(path)?
             .set_len(tail.complete_len)?;
     }
-    match tail.line {
-        None => Ok(None),
-        Some(line) => ChainHead::of_line(&line)
-            .map(Some)
-            .map_err(|e| invalid(path, &format!("last line: {e}"))),
-    }
+    let found = match tail.line {
+        None => return Ok(None),
+        Some(line) if is_checkpoint(&line) => {
+            parse_checkpoint(&line).map(|cp| (cp.chain_head(), true))
+        }
+        Some(line) => ChainHead::of_line(&line).map(|h| (h, false)),
+    };
+    found
+        .map(Some)
+        .map_err(|e| invalid(path, &format!("last line: {e}")))
 }
 
 fn invalid(path: &Path, what: &str) -> io::Error {

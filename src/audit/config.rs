@@ -15,15 +15,26 @@
 //! fsync = "1s"                          # an interval (default "1s") or "always"
 //! required = false                      # true: answer 503 while unwritable
 //! body_digest = false                   # SHA-256 of write-request bodies
+//! signing_key = "audit-signing.key"     # Ed25519 PKCS#8 PEM: signed checkpoints (default none)
+//! checkpoint_interval = "1s"            # at most this long between checkpoints
+//! checkpoint_records = 1000             # at most this many records between checkpoints
+//! checkpoint_sink = "stderr"            # "stderr", "file:PATH", "syslog" (127.0.0.1:601) or "syslog:IP:PORT"
+//! forward_secure = false                # evolving MAC key per checkpoint (<signing_key>.fss)
 //! ```
 
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::duration::parse_duration;
 use crate::config::ConfigError;
+
+use super::anchor::AnchorSettings;
+use super::seal::Sealer;
 
 /// `[audit]` as written in the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +79,27 @@ pub struct AuditConfig {
     /// Record the SHA-256 of write-request bodies (`body_sha256`). Default `false`.
     #[serde(default)]
     pub body_digest: bool,
+    /// An Ed25519 private key (PKCS#8 PEM, from `regate audit keygen`):
+    /// the writer appends signed checkpoints. Default none (unkeyed chain).
+    #[serde(default)]
+    pub signing_key: Option<String>,
+    /// At most this long between a record and the checkpoint that seals
+    /// it. Default `"1s"`; from `"10ms"` to `"1h"`.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: String,
+    /// At most this many records between two checkpoints. Default 1000;
+    /// 1 to 1000000.
+    #[serde(default = "default_checkpoint_records")]
+    pub checkpoint_records: u64,
+    /// Where checkpoints are copied: `"stderr"` (default: the service log),
+    /// `"file:PATH"` (relative to the config file), or `"syslog"` /
+    /// `"syslog:IP:PORT"` (RFC 5424 over TCP; default 127.0.0.1:601).
+    #[serde(default = "default_checkpoint_sink")]
+    pub checkpoint_sink: String,
+    /// Evolve a MAC key at every checkpoint and forget the old one (state
+    /// in `<signing_key>.fss`, written by `audit keygen`). Default false.
+    #[serde(default)]
+    pub forward_secure: bool,
 }
 
 impl Default for AuditConfig {
@@ -83,10 +115,24 @@ impl Default for AuditConfig {
             fsync: default_fsync(),
             required: false,
             body_digest: false,
+            signing_key: None,
+            checkpoint_interval: default_checkpoint_interval(),
+            checkpoint_records: default_checkpoint_records(),
+            checkpoint_sink: default_checkpoint_sink(),
+            forward_secure: false,
         }
     }
 }
 
+fn default_checkpoint_interval() -> String {
+    "1s".into()
+}
+fn default_checkpoint_records() -> u64 {
+    1000
+}
+fn default_checkpoint_sink() -> String {
+    "stderr".into()
+}
 fn yes() -> bool {
     true
 }
@@ -149,6 +195,19 @@ pub struct AuditSettings {
     pub fsync: Fsync,
     pub required: bool,
     pub body_digest: bool,
+    /// Signed checkpoints, when `signing_key` is set.
+    pub seal: Option<SealSettings>,
+}
+
+/// How checkpoints are made (`signing_key` and the `checkpoint_*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealSettings {
+    pub sealer: Arc<Sealer>,
+    pub interval: Duration,
+    pub records: u64,
+    pub anchor: AnchorSettings,
+    /// The forward-secure state file (`forward_secure = true`).
+    pub forward: Option<PathBuf>,
 }
 
 impl AuditSettings {
@@ -166,6 +225,7 @@ impl AuditSettings {
             fsync: Fsync::Every(Duration::from_secs(1)),
             required: false,
             body_digest: false,
+            seal: None,
         }
     }
 }
@@ -223,6 +283,7 @@ impl AuditConfig {
                 }
             },
         };
+        let seal = self.seal(base_dir, &mut errs);
         match (sink, errs.is_empty()) {
             (Some(sink), true) => Ok(AuditSettings {
                 enabled: self.enabled,
@@ -232,9 +293,135 @@ impl AuditConfig {
                 fsync,
                 required: self.required,
                 body_digest: self.body_digest,
+                seal,
             }),
             _ => Err(errs),
         }
+    }
+
+    /// The checkpoint keys; `None` without `signing_key` (the others are
+    /// still checked, so a typo shows before the key is added).
+    fn seal(&self, base_dir: &Path, errs: &mut Vec<ConfigError>) -> Option<SealSettings> {
+        let interval = match parse_duration(&self.checkpoint_interval) {
+            Ok(d) if d >= Duration::from_millis(10) && d <= Duration::from_secs(3600) => Some(d),
+            Ok(_) => {
+                errs.push(ConfigError::new(
+                    "audit.checkpoint_interval",
+                    "must be between 10ms and 1h",
+                ));
+                None
+            }
+            Err(e) => {
+                errs.push(ConfigError::new("audit.checkpoint_interval", e.to_string()));
+                None
+            }
+        };
+        if !(1..=1_000_000).contains(&self.checkpoint_records) {
+            errs.push(ConfigError::new(
+                "audit.checkpoint_records",
+                "must be between 1 and 1000000",
+            ));
+        }
+        let anchor = match self.checkpoint_sink.as_str() {
+            "stderr" => Some(AnchorSettings::Stderr),
+            "syslog" => Some(AnchorSettings::Syslog(SocketAddr::from((
+                [127, 0, 0, 1],
+                601,
+            )))),
+            other if other.starts_with("syslog:") => match other["syslog:".len()..].parse() {
+                Ok(addr) => Some(AnchorSettings::Syslog(addr)),
+                Err(_) => {
+                    errs.push(ConfigError::new(
+                        "audit.checkpoint_sink",
+                        format!("`{other}`: after \"syslog:\" put the collector's IP:PORT (RFC 5424 over TCP)"),
+                    ));
+                    None
+                }
+            },
+            other => match other.strip_prefix("file:") {
+                Some(p) if !p.trim().is_empty() => {
+                    let path = base_dir.join(p);
+                    match path.parent() {
+                        Some(dir) if dir.is_dir() && !path.is_dir() => {
+                            Some(AnchorSettings::File(path))
+                        }
+                        _ => {
+                            errs.push(ConfigError::new(
+                                "audit.checkpoint_sink",
+                                format!(
+                                    "{} is not a file in an existing directory",
+                                    path.display()
+                                ),
+                            ));
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    errs.push(ConfigError::new(
+                        "audit.checkpoint_sink",
+                        format!("`{other}` is not a checkpoint sink (use \"stderr\", \"file:PATH\", \"syslog\" or \"syslog:IP:PORT\")"),
+                    ));
+                    None
+                }
+            },
+        };
+        let Some(key) = self.signing_key.as_deref() else {
+            if self.forward_secure {
+                errs.push(ConfigError::new(
+                    "audit.forward_secure",
+                    "needs signing_key (forward-secure MACs ride on signed checkpoints)",
+                ));
+            }
+            return None;
+        };
+        let key_path = base_dir.join(key);
+        let forward = match self.forward_secure {
+            false => Some(None),
+            true => {
+                let state = super::forward::state_path(&key_path);
+                match super::forward::load(&state) {
+                    Ok(_) => Some(Some(state)),
+                    Err(e) => {
+                        errs.push(ConfigError::new(
+                            "audit.forward_secure",
+                            format!("{e} (written by `regate audit keygen` next to the key)"),
+                        ));
+                        None
+                    }
+                }
+            }
+        };
+        let sealer = match std::fs::metadata(&key_path) {
+            Ok(m) if m.permissions().mode() & 0o007 != 0 => {
+                errs.push(ConfigError::new(
+                    "audit.signing_key",
+                    format!(
+                        "{} is readable by every user (mode {:o}); chmod 600 it",
+                        key_path.display(),
+                        m.permissions().mode() & 0o777
+                    ),
+                ));
+                None
+            }
+            Ok(_) => Sealer::load(&key_path)
+                .map_err(|e| errs.push(ConfigError::new("audit.signing_key", e)))
+                .ok(),
+            Err(e) => {
+                errs.push(ConfigError::new(
+                    "audit.signing_key",
+                    format!("{}: {e}", key_path.display()),
+                ));
+                None
+            }
+        };
+        Some(SealSettings {
+            sealer: Arc::new(sealer?),
+            interval: interval?,
+            records: self.checkpoint_records,
+            anchor: anchor?,
+            forward: forward?,
+        })
     }
 
     fn file_sink(&self, base_dir: &Path, errs: &mut Vec<ConfigError>) -> Option<SinkSettings> {
@@ -326,6 +513,56 @@ mod tests {
             bad_sink.validate(Path::new("/")).unwrap_err()[0].key,
             "audit.sink"
         );
+    }
+
+    #[test]
+    fn every_bad_checkpoint_key_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = |text: &str| -> Vec<String> {
+            let text = format!("path = \"audit.jsonl\"\n{text}");
+            match parse(&text).unwrap().validate(dir.path()) {
+                Ok(_) => Vec::new(),
+                Err(errs) => errs.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        assert_eq!(
+            keys(
+                "checkpoint_interval = \"1ms\"\ncheckpoint_records = 0\ncheckpoint_sink = \"ftp\""
+            ),
+            [
+                "audit.checkpoint_interval",
+                "audit.checkpoint_records",
+                "audit.checkpoint_sink"
+            ]
+        );
+        assert_eq!(
+            keys("checkpoint_sink = \"syslog:nowhere\""),
+            ["audit.checkpoint_sink"]
+        );
+        assert_eq!(
+            keys("checkpoint_sink = \"file:/nonexistent-dir/cp\""),
+            ["audit.checkpoint_sink"]
+        );
+        assert_eq!(keys("forward_secure = true"), ["audit.forward_secure"]);
+        assert_eq!(keys("signing_key = \"missing.key\""), ["audit.signing_key"]);
+        let k = super::super::seal::keygen(dir.path()).unwrap();
+        let key = format!("signing_key = \"{}\"", k.private.display());
+        assert!(keys(&format!(
+            "{key}\nforward_secure = true\ncheckpoint_sink = \"syslog\""
+        ))
+        .is_empty());
+        std::fs::set_permissions(&k.private, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(keys(&key), ["audit.signing_key"]);
+        std::fs::set_permissions(&k.private, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::remove_file(&k.forward).unwrap();
+        assert_eq!(
+            keys(&format!("{key}\nforward_secure = true")),
+            ["audit.forward_secure"]
+        );
+        // the public key is not a signing key
+        let public = format!("signing_key = \"{}\"", k.public.display());
+        assert_eq!(keys(&public), ["audit.signing_key"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use super::chain::{recover, ChainHead};
+use super::chain::{recover_sealed, ChainHead};
 use super::config::{AuditSettings, OnFull, SinkSettings};
 use super::json::hex;
 use super::record::AuditRecord;
@@ -62,9 +62,12 @@ pub(super) struct Shared {
     pub(super) wake: Condvar,
     pub(super) permits: Arc<Semaphore>,
     capacity: usize,
-    on_full: OnFull,
-    required: bool,
+    /// `on_full = "drop"` (a reload may change it).
+    pub(super) drop_when_full: AtomicBool,
+    pub(super) required: AtomicBool,
     enabled: bool,
+    /// The settings in force, for a reload to compare with.
+    pub(super) settings: Mutex<AuditSettings>,
     pub(super) closed: AtomicBool,
     pub(super) accepted: AtomicU64,
     pub(super) written: AtomicU64,
@@ -79,6 +82,13 @@ impl Shared {
     pub(super) fn capacity(&self) -> usize {
         self.capacity
     }
+
+    fn on_full(&self) -> OnFull {
+        match self.drop_when_full.load(Ordering::Relaxed) {
+            true => OnFull::Drop,
+            false => OnFull::Block,
+        }
+    }
 }
 
 /// Lines waiting for the writer, and requests to it.
@@ -87,6 +97,11 @@ pub(super) struct Queue {
     pub(super) lines: VecDeque<Vec<u8>>,
     pub(super) closed: bool,
     pub(super) reopen: bool,
+    /// Intent records waiting to be acknowledged once written: (position
+    /// in `lines`, who waits).
+    pub(super) acks: Vec<(usize, tokio::sync::oneshot::Sender<bool>)>,
+    /// New settings from a reload, for the writer to apply.
+    pub(super) reconfig: Option<writer::Reconfig>,
     /// The writer sleeps on the condvar: the next line must wake it.
     /// While it is awake (writing, or lingering to gather a batch) pushes
     /// skip the wake-up syscall.
@@ -101,7 +116,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The audit trail. Cheap to clone; all clones feed one writer thread.
 #[derive(Clone)]
 pub struct AuditLog {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     _owner: Arc<Owner>,
 }
 
@@ -130,16 +145,31 @@ impl AuditLog {
         if !settings.enabled {
             return Ok(AuditLog::disabled());
         }
-        let head = match &settings.sink {
-            SinkSettings::File { path, .. } => recover(path)?,
-            SinkSettings::Stdout => ChainHead::genesis(),
+        // Lock first: only the one writer may cut a torn tail.
+        let mut sink = Sink::open(&settings.sink)?;
+        let (head, sealed) = match &settings.sink {
+            SinkSettings::File { path, .. } => recover_sealed(path)?,
+            SinkSettings::Stdout => (ChainHead::genesis(), false),
         };
-        let sink = Sink::open(&settings.sink)?;
+        sink.refresh()?;
         let log = AuditLog::new(&settings, head);
         let shared = log.shared.clone();
+        let (fsync, seal) = (settings.fsync, settings.seal.clone());
+        match &seal {
+            Some(s) => tracing::info!(
+                target: "regate::audit",
+                key_id = s.sealer.key_id(),
+                forward_secure = s.forward.is_some(),
+                "audit checkpoints are signed"
+            ),
+            None => tracing::info!(
+                target: "regate::audit",
+                "audit trail unkeyed (no signing_key): a re-chained file cannot be detected"
+            ),
+        }
         std::thread::Builder::new()
             .name("regate-audit".into())
-            .spawn(move || writer::run(shared, sink, head, settings.fsync))?;
+            .spawn(move || writer::run(shared, sink, head, fsync, seal, sealed))?;
         Ok(log)
     }
 
@@ -158,9 +188,10 @@ impl AuditLog {
             wake: Condvar::new(),
             permits: Arc::new(Semaphore::new(settings.queue_capacity)),
             capacity: settings.queue_capacity,
-            on_full: settings.on_full,
-            required: settings.required,
+            drop_when_full: AtomicBool::new(settings.on_full == OnFull::Drop),
+            required: AtomicBool::new(settings.required),
             enabled: settings.enabled,
+            settings: Mutex::new(settings.clone()),
             closed: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             written: AtomicU64::new(0),
@@ -182,7 +213,7 @@ impl AuditLog {
         if !self.shared.enabled {
             return Submitted::Disabled;
         }
-        let permit = match self.shared.on_full {
+        let permit = match self.shared.on_full() {
             OnFull::Block => match self.shared.permits.clone().acquire_owned().await {
                 Ok(p) => p,
                 Err(_) => return self.refuse(Submitted::Closed),
@@ -213,7 +244,7 @@ impl AuditLog {
     /// waits and never loses the record. In `"drop"` mode a full queue
     /// yields an empty slot whose record is counted as dropped.
     pub async fn reserve(&self) -> AuditSlot {
-        let permit = match self.shared.on_full {
+        let permit = match self.shared.on_full() {
             _ if !self.shared.enabled => None,
             OnFull::Block => self.shared.permits.clone().acquire_owned().await.ok(),
             OnFull::Drop => self.shared.permits.clone().try_acquire_owned().ok(),
@@ -228,7 +259,7 @@ impl AuditLog {
         match self.shared.permits.clone().try_acquire_owned() {
             Ok(p) => Ok(p),
             Err(TryAcquireError::Closed) => Err(self.refuse(Submitted::Closed)),
-            Err(TryAcquireError::NoPermits) => match self.shared.on_full {
+            Err(TryAcquireError::NoPermits) => match self.shared.on_full() {
                 OnFull::Drop => Err(self.refuse(Submitted::Dropped)),
                 OnFull::Block => Err(Submitted::WouldBlock),
             },
@@ -260,10 +291,54 @@ impl AuditLog {
         Submitted::Queued
     }
 
+    /// True when [`AuditLog::intent`] must be awaited before forwarding
+    /// (`required = true`).
+    pub fn wants_intent(&self) -> bool {
+        self.shared.enabled && self.shared.required.load(Ordering::Relaxed)
+    }
+
+    /// With `required = true`, before a request is forwarded: queues its
+    /// intent record and returns once the writer has handed it to the
+    /// kernel (and synced it, with `fsync = "always"`). Concurrent intents
+    /// share one write (group commit). False when it could not be
+    /// written: the request must not be forwarded. An intent takes no
+    /// queue slot (the request already holds one for its outcome, and
+    /// waiting for a second could deadlock a full queue): intents are
+    /// bounded by the requests in flight, and never dropped.
+    pub async fn intent(&self, rec: &AuditRecord<'_>) -> bool {
+        if !self.wants_intent() {
+            return true;
+        }
+        let mut line = Vec::with_capacity(640);
+        rec.encode_intent(&mut line);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !self.push_intent(line, tx) {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    fn push_intent(&self, line: Vec<u8>, tx: tokio::sync::oneshot::Sender<bool>) -> bool {
+        let mut q = lock(&self.shared.queue);
+        if q.closed {
+            return false;
+        }
+        q.lines.push_back(line);
+        let at = q.lines.len() - 1;
+        q.acks.push((at, tx));
+        self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+        let wake = std::mem::take(&mut q.writer_idle);
+        drop(q);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        true
+    }
+
     /// False when `required = true` and the sink is failing (or the log is
     /// shut down): the gateway should answer 503 `audit_unavailable`.
     pub fn healthy(&self) -> bool {
-        !self.shared.required
+        !self.shared.required.load(Ordering::Relaxed)
             || (self.shared.sink_ok.load(Ordering::Relaxed)
                 && !self.shared.closed.load(Ordering::Relaxed))
     }

@@ -1,7 +1,7 @@
 //! The audit trail: one JSON line per request, allowed or denied, written
 //! off the request path by a dedicated thread through a bounded queue, and
 //! chained with SHA-256 so an edited, deleted or reordered line is found
-//! by [`verify`]. The pipeline builds an [`AuditRecord`] in its single
+//! by [`verify()`]. The pipeline builds an [`AuditRecord`] in its single
 //! exit door and submits it; this module never decides anything about a
 //! request and never sees a credential.
 //!
@@ -35,9 +35,15 @@
 //!
 //! What it cannot show by itself: an edit to the very last line, a cut
 //! tail, or a wholesale rewrite of everything after an edit. For those,
-//! keep the chain head elsewhere: the writer logs `seq` and `head` (target
-//! `regate::audit`) at every rotation and shutdown, [`AuditLog::stats`]
-//! exposes it, and [`VerifyReport::head`] is what to compare it with.
+//! `[audit] signing_key` makes the writer append signed checkpoints
+//! ([`seal`], scheduled by `checkpoint`) and copy them to a second place
+//! ([`anchor`]); `verify` checks them with the public key
+//! ([`verify_with`]). Without a key, keep the chain head elsewhere: the
+//! writer logs `seq` and `head` (target `regate::audit`) at every rotation
+//! and shutdown, [`AuditLog::stats`] exposes it, and [`VerifyReport::head`]
+//! is what to compare it with.
+//!
+//! One writer per file: the sink holds an exclusive `flock` on it.
 //!
 //! # Durability
 //!
@@ -47,18 +53,28 @@
 //! records are counted as `failed`, and with `required = true`
 //! [`AuditLog::healthy`] turns false so the gateway answers 503.
 
+pub mod anchor;
+mod breaks;
 pub mod chain;
+mod checkpoint;
 pub mod config;
+mod crosscheck;
+pub mod forward;
 pub mod json;
 mod log;
 mod reaper;
 pub mod record;
+mod reload;
+pub mod seal;
 pub mod sink;
+mod syslog;
 pub mod time;
 pub mod verify;
+mod verify_files;
 mod writer;
 
-pub use config::{AuditConfig, AuditSettings, Fsync, OnFull, SinkSettings};
+pub use anchor::AnchorSettings;
+pub use config::{AuditConfig, AuditSettings, Fsync, OnFull, SealSettings, SinkSettings};
 pub use log::{AuditLog, AuditSlot, AuditStats, Submitted};
 pub use record::{AuditRecord, Decision, RateLimit};
-pub use verify::{verify, Break, VerifyError, VerifyReport};
+pub use verify::{verify, verify_with, Break, Unsealed, VerifyError, VerifyOptions, VerifyReport};

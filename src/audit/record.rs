@@ -68,6 +68,9 @@ pub struct AuditRecord<'a> {
     pub client_cert_sha256: Option<&'a str>,
     /// The user name as presented (escaped and truncated when written).
     pub user: Option<&'a str>,
+    /// A failed login's user name as sent (no principal): escaped and
+    /// truncated like every field, never the password.
+    pub attempted_user: Option<&'a str>,
     pub role: Option<&'a str>,
     /// `"file"` or `"cluster"`.
     pub identity_source: Option<&'a str>,
@@ -115,6 +118,7 @@ impl Default for AuditRecord<'_> {
             client_cert: None,
             client_cert_sha256: None,
             user: None,
+            attempted_user: None,
             role: None,
             identity_source: None,
             method: "",
@@ -145,6 +149,20 @@ impl AuditRecord<'_> {
     /// `"time":"...",...,"duration_us":N}`. The writer puts
     /// `{"seq":N,"prev":"...",` in front. Never fails, never panics.
     pub fn encode_fields(&self, out: &mut Vec<u8>) {
+        self.encode_decision(out);
+        self.encode_outcome(out);
+    }
+
+    /// The intent record of `required = true` (written before the request
+    /// is forwarded): who, what, the decision and the node, then
+    /// `"phase":"intent"`. Its outcome follows in the ordinary record with
+    /// the same `id`.
+    pub fn encode_intent(&self, out: &mut Vec<u8>) {
+        self.encode_decision(out);
+        out.extend_from_slice(b",\"phase\":\"intent\"}");
+    }
+
+    fn encode_decision(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\"time\":\"");
         write_rfc3339_micros(self.time, out);
         out.extend_from_slice(b"\",\"id\":");
@@ -159,6 +177,7 @@ impl AuditRecord<'_> {
         opt_str(out, "client_cert", self.client_cert);
         opt_str(out, "client_cert_sha256", self.client_cert_sha256);
         opt_str(out, "user", self.user);
+        opt_str(out, "attempted_user", self.attempted_user);
         opt_str(out, "role", self.role);
         opt_str(out, "identity_source", self.identity_source);
         out.extend_from_slice(b",\"method\":");
@@ -182,6 +201,10 @@ impl AuditRecord<'_> {
             }
         }
         opt_str(out, "upstream", self.upstream);
+    }
+
+    fn encode_outcome(&self, out: &mut Vec<u8>) {
+        // every node tried before the answer, and why (retries)
         if !self.upstream_tried.is_empty() {
             out.extend_from_slice(b",\"upstream_tried\":[");
             for (i, (node, why)) in self.upstream_tried.iter().enumerate() {

@@ -27,6 +27,44 @@ fn advise_out(file: &File, from: u64, to: u64) {
     }
 }
 
+/// Takes the exclusive `flock` that makes this process the file's only
+/// writer: a second regate on the same path gets an error naming the path
+/// and, when `/proc/locks` tells, the process holding it.
+fn lock_exclusive(file: &File, path: &Path) -> io::Result<()> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let holder = file
+                .metadata()
+                .ok()
+                .and_then(|m| lock_holder(m.ino()))
+                .map_or(String::new(), |pid| format!(" (pid {pid})"));
+            Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "audit file {} is locked by another process{holder}: one regate writes one trail; give each its own [audit] path",
+                    path.display()
+                ),
+            ))
+        }
+        Err(e) => Err(io::Error::other(format!(
+            "audit file {}: cannot lock: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The pid holding a `flock` on inode `ino`, from `/proc/locks` (Linux).
+fn lock_holder(ino: u64) -> Option<u32> {
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let inode = f.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (f.get(1) == Some(&"FLOCK") && inode == ino).then(|| f.get(4)?.parse().ok())?
+    })
+}
+
 /// `<path>.<n>`: the n-th rotated file, 1 the newest.
 pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -80,6 +118,19 @@ impl Sink {
         }
     }
 
+    /// False when the open file is no longer the one at the configured
+    /// path (renamed by logrotate, deleted) and the next write would
+    /// switch files.
+    pub fn is_current(&self) -> bool {
+        match self {
+            Sink::Stdout => true,
+            Sink::File(f) => {
+                f.file.is_some()
+                    && fs::metadata(&f.path).is_ok_and(|m| (m.dev(), m.ino()) == f.ident)
+            }
+        }
+    }
+
     /// True when `pending` more bytes would push the file past
     /// `max_bytes` and there is something to rotate away (a line longer
     /// than `max_bytes` still gets a file of its own).
@@ -100,6 +151,29 @@ impl Sink {
                 out.flush()
             }
             Sink::File(f) => f.write(lines),
+        }
+    }
+
+    /// New rotation limits (a reload); they apply from the next write.
+    pub fn set_limits(&mut self, max_bytes: u64, keep: u32) {
+        if let Sink::File(f) = self {
+            f.max_bytes = max_bytes;
+            f.keep = keep;
+        }
+    }
+
+    /// Re-reads the file's size (after `recover` cut a torn tail).
+    pub fn refresh(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout => Ok(()),
+            Sink::File(f) => {
+                if let Some(file) = &f.file {
+                    f.size = file.metadata()?.len();
+                    f.paced = f.size;
+                    f.drop_from = f.size;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -164,6 +238,7 @@ impl FileSink {
             .create(true)
             .mode(0o640)
             .open(&self.path)?;
+        lock_exclusive(&file, &self.path)?;
         let meta = file.metadata()?;
         self.size = meta.len();
         self.uncached = 0;

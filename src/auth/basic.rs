@@ -59,6 +59,22 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The user name of Basic credentials that failed, for the audit record
+/// of a refused login: what precedes the first colon, even when it holds
+/// control characters or invalid UTF-8 (the record escapes it). `None`
+/// without exactly one Basic header, or without a colon (the text could
+/// then be a password). The password is dropped here and goes nowhere.
+pub fn attempted_user(headers: &HeaderMap) -> Option<Box<str>> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?.as_bytes();
+    if values.next().is_some() || value.len() > MAX_AUTHORIZATION_BYTES {
+        return None;
+    }
+    let decoded = STANDARD.decode(basic_token(value)?).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    (colon > 0).then(|| String::from_utf8_lossy(&decoded[..colon]).into())
+}
+
 /// Extracts Basic credentials from the request headers.
 ///
 /// - no `Authorization` header: [`Reject::Unauthorized`];
@@ -124,6 +140,25 @@ pub fn encode_basic(user: &str, password: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempted_user_keeps_the_name_and_never_the_password() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(AUTHORIZATION, v.parse().unwrap());
+            m
+        };
+        let enc = |s: &[u8]| format!("Basic {}", STANDARD.encode(s));
+        assert_eq!(attempted_user(&h(&enc(b"bob:pw"))).as_deref(), Some("bob"));
+        assert_eq!(
+            attempted_user(&h(&enc(b"ev\x1bil:pw"))).as_deref(),
+            Some("ev\u{1b}il")
+        );
+        assert_eq!(attempted_user(&h(&enc(b"just-a-password"))), None);
+        assert_eq!(attempted_user(&h(&enc(b":pw"))), None);
+        assert_eq!(attempted_user(&h("Bearer abc")), None);
+        assert_eq!(attempted_user(&HeaderMap::new()), None);
+    }
     use http::HeaderValue;
 
     fn headers(values: &[&[u8]]) -> HeaderMap {

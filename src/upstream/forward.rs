@@ -128,6 +128,13 @@ pub async fn to_cluster(
         .checked_add(snap.config.timeouts.upstream_response)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(366 * 86_400));
     balancer.budget.note_request();
+    // [audit] required = true: no effect on the cluster without a record
+    // (who, what, the decision and the first node), written before any
+    // byte goes to a node
+    ex.node = Some(nodes[node_idx].url.clone());
+    if !ex.commit_intent(gw).await {
+        return Err(Reject::AuditUnavailable);
+    }
     loop {
         if pause_ms > 0 {
             let pause = Duration::from_millis(u64::from(std::mem::take(&mut pause_ms)));
