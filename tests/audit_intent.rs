@@ -52,7 +52,7 @@ async fn sigkill_under_load_leaves_a_record_of_every_forwarded_request() {
     .await
     .unwrap();
     let cfg = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n[upstream]\nnodes = [\"{}\"]\nca = \"ca.pem\"\n[auth]\nusers = \"users.toml\"\n[audit]\npath = \"audit.jsonl\"\nrequired = true\n[metrics]\nenabled = false\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n[upstream]\nnodes = [\"{}\"]\nca = \"ca.pem\"\n[upstream.health]\nenabled = false\n[auth]\nusers = \"users.toml\"\n[audit]\npath = \"audit.jsonl\"\nrequired = true\n[metrics]\nenabled = false\n",
         cluster.urls()[0]
     );
     let config = dir.path().join("regate.toml");
@@ -88,6 +88,7 @@ async fn sigkill_under_load_leaves_a_record_of_every_forwarded_request() {
     );
 
     // 8 clients; the node holds its answers so they are in flight at the kill.
+    // (health probes are off: the node counts client requests only)
     cluster.nodes()[0].set_mode(Mode::SlowHead(Duration::from_secs(30)));
     let client = std::sync::Arc::new(TestClient::new(&pki.ca_pem, false));
     let mut tasks = Vec::new();
