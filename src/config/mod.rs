@@ -414,22 +414,8 @@ fn validate_health(
     errs: &mut Vec<ConfigError>,
 ) -> Option<crate::upstream::health::HealthSettings> {
     let before = errs.len();
-    let mut duration = |key: &str, text: &str| match parse_duration(text) {
-        Ok(d) if d >= Duration::from_millis(10) => Some(d),
-        Ok(_) => {
-            errs.push(ConfigError::new(
-                format!("upstream.health.{key}"),
-                "must be at least 10ms",
-            ));
-            None
-        }
-        Err(e) => {
-            errs.push(ConfigError::new(format!("upstream.health.{key}"), e));
-            None
-        }
-    };
-    let interval = duration("interval", &h.interval);
-    let timeout = duration("timeout", &h.timeout);
+    let interval = duration_at_least("upstream.health.interval", &h.interval, MIN_10MS, errs);
+    let timeout = duration_at_least("upstream.health.timeout", &h.timeout, MIN_10MS, errs);
     for (key, v) in [("rise", h.rise), ("fall", h.fall)] {
         if v == 0 {
             errs.push(ConfigError::new(
@@ -464,6 +450,28 @@ fn validate_health(
     })
 }
 
+const MIN_10MS: Duration = Duration::from_millis(10);
+
+/// A duration of at least `min`, or an error naming `key`.
+fn duration_at_least(
+    key: &str,
+    text: &str,
+    min: Duration,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    match parse_duration(text) {
+        Ok(d) if d >= min => Some(d),
+        Ok(_) => {
+            errs.push(ConfigError::new(key, format!("must be at least {min:?}")));
+            None
+        }
+        Err(e) => {
+            errs.push(ConfigError::new(key, e));
+            None
+        }
+    }
+}
+
 fn validate_retry(
     r: &file::UpstreamRetryFile,
     errs: &mut Vec<ConfigError>,
@@ -475,20 +483,12 @@ fn validate_retry(
             "must be between 0 and 100",
         ));
     }
-    let window = match parse_duration(&r.budget_window) {
-        Ok(d) if d >= Duration::from_secs(1) => Some(d),
-        Ok(_) => {
-            errs.push(ConfigError::new(
-                "upstream.retry.budget_window",
-                "must be at least 1s",
-            ));
-            None
-        }
-        Err(e) => {
-            errs.push(ConfigError::new("upstream.retry.budget_window", e));
-            None
-        }
-    };
+    let window = duration_at_least(
+        "upstream.retry.budget_window",
+        &r.budget_window,
+        Duration::from_secs(1),
+        errs,
+    );
     if errs.len() > before {
         return None;
     }
