@@ -81,6 +81,8 @@ pub struct Upstream {
     /// The CA verification of `tls`, for nodes with SPKI pins (checked on
     /// top of it); `None` without a CA.
     pub verifier: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// `upstream.prefer_master`
+    pub prefer_master: bool,
     /// `upstream.server_name`: the name verified instead of each URL's host.
     pub server_name: Option<rustls::pki_types::ServerName<'static>>,
 }
@@ -390,6 +392,13 @@ fn validate_upstream(
             )),
         }
     }
+    if u.prefer_master && (u.health.credentials_file.is_none() || !u.health.enabled) {
+        errs.push(ConfigError::new(
+            "upstream.prefer_master",
+            "needs [upstream.health] enabled with a credentials_file (the master is read \
+             from GET /v1/nodes/status)",
+        ));
+    }
     let health = validate_health(&u.health, base, errs);
     let retry = validate_retry(&u.retry, errs);
     if errs.len() > before {
@@ -405,6 +414,7 @@ fn validate_upstream(
         aliases,
         verifier,
         server_name,
+        prefer_master: u.prefer_master,
     })
 }
 

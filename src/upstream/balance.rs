@@ -65,6 +65,8 @@ pub struct Balancer {
     epoch: Instant,
     /// What retries on another node may cost.
     pub budget: RetryBudget,
+    /// The node the health checks report as master (`usize::MAX`: unknown).
+    master: AtomicUsize,
 }
 
 impl Balancer {
@@ -86,6 +88,7 @@ impl Balancer {
             active,
             epoch: Instant::now(),
             budget: RetryBudget::new(retry),
+            master: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -133,6 +136,22 @@ impl Balancer {
             h.ejections
                 .store(p.ejections.load(Ordering::Relaxed), Ordering::Relaxed);
         }
+    }
+
+    /// Records the master; true when it changed.
+    pub fn set_master(&self, node: Option<NodeIdx>) -> bool {
+        let v = node.unwrap_or(usize::MAX);
+        self.master.swap(v, Ordering::Relaxed) != v
+    }
+
+    /// The master, when it is known, up and serves API `version`.
+    pub fn master_for(&self, version: u16) -> Option<NodeIdx> {
+        let m = self.master.load(Ordering::Relaxed);
+        let serves = match self.by_version.iter().find(|e| e.0 == version) {
+            Some((_, nodes, _)) => nodes.contains(&m),
+            None => m < self.health.len(),
+        };
+        (serves && self.is_up(m)).then_some(m)
     }
 
     /// No candidates at all (a request bound to one node).

@@ -55,7 +55,12 @@ pub async fn to_cluster(
         Some(v) => Some(named_node(nodes, v)?),
     };
     let fixed = chosen.filter(|_| node_local(permit, &parts.method));
-    let Some(mut node_idx) = fixed.or_else(|| candidates.next()) else {
+    // `prefer_master`: the master first, the others (round robin) after it
+    let master = match (fixed, snap.config.upstream.prefer_master) {
+        (None, true) => balancer.master_for(permit.version.0),
+        _ => None,
+    };
+    let Some(mut node_idx) = fixed.or(master).or_else(|| candidates.next()) else {
         return Err(Reject::NoHealthyNode {
             retry_after_secs: balancer.retry_after_secs(),
         });
@@ -373,7 +378,7 @@ fn next_node(
     snap: &Snapshot,
     failed: NodeIdx,
 ) -> Option<NodeIdx> {
-    let next = candidates.next()?;
+    let next = candidates.find(|&n| n != failed)?;
     let url = &snap.config.upstream.nodes[failed].url;
     let granted = snap.balancer.budget.try_retry();
     gw.metrics.upstream_retry(url, granted);
