@@ -11,6 +11,13 @@
 //! response. A sender is put back right after the response head; it is
 //! reused only once hyper reports it ready again (the previous response
 //! body fully read); closed or idle-expired ones are dropped on the way.
+//!
+//! Both paths judge the node's response head with the same checks and
+//! limits ([`super::framing::check`]); a response that fails them, or was
+//! framed two ways, never leaves its connection in the pool. A failed
+//! attempt says how far it got ([`Failed`]): whether a byte of the request
+//! may have reached the node, and whether a byte of a response came back,
+//! which is what decides a retry elsewhere (`upstream::forward`).
 
 use std::error::Error as StdError;
 use std::fmt;
