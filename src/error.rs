@@ -61,8 +61,6 @@ pub enum Reject {
     UpstreamRedirect,
     /// The node's certificate failed verification (CA, name or SPKI pin).
     UpstreamTls,
-    /// No node is configured/healthy for this request.
-    NoUpstream,
     /// Every node serving the request is out of rotation (failed requests
     /// or health checks); `Retry-After` says when one may be back.
     NoHealthyNode { retry_after_secs: u64 },
@@ -168,11 +166,6 @@ impl Reject {
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout".into(),
                     "the cluster node did not answer in time".into(),
-                ),
-                NoUpstream => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no_upstream_available".into(),
-                    "no cluster node is available".into(),
                 ),
                 UpstreamTls => (
                     StatusCode::BAD_GATEWAY,

@@ -64,6 +64,10 @@ impl Snapshot {
             config.upstream.health.enabled,
             config.upstream.retry,
         );
+        if let Some(prev) = previous {
+            let nodes = &config.upstream.nodes;
+            balancer.inherit(nodes, &prev.balancer, &prev.config.upstream.nodes);
+        }
         let auth_settings = config
             .auth
             .take()

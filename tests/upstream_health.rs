@@ -230,3 +230,25 @@ fn bad_health_config_names_the_key() {
         assert!(errs.iter().any(|e| e.key == key), "{extra}: {errs:?}");
     }
 }
+
+#[tokio::test]
+async fn a_reload_does_not_bring_a_dead_node_back() {
+    let w = World::with(fast_checks(1, "")).await;
+    w.node(0).set_mode(Mode::Down);
+    wait_metric(
+        &w,
+        "regate_node_state_changes_total",
+        &[("to", "down")],
+        1.0,
+    )
+    .await;
+    assert_eq!(readyz(&w).await, 503);
+    let gw = w.gateway.gateway.clone();
+    tokio::task::spawn_blocking(move || gw.reload())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(readyz(&w).await, 503, "still down after the reload");
+    let r = w.client(false).get(&w.url("/v1/bdbs"), ADMIN).await;
+    assert_eq!(r.json()["error_code"], "no_healthy_node");
+}

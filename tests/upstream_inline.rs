@@ -229,6 +229,7 @@ async fn head_response_has_no_body_and_keeps_the_connection() {
         aliases: Vec::new(),
         verifier: None,
         server_name: None,
+        prefer_master: false,
     };
     let client = regate::upstream::client::build(&up, Duration::from_secs(2));
     let send = |method: &str| {

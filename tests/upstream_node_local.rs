@@ -20,6 +20,12 @@ async fn named_world() -> World {
     .await
 }
 
+async fn bootstrap(w: &World, c: &TestClient, node: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = node.map(|n| ("regate-node", n)).into_iter().collect();
+    c.call("GET", &w.url("/v1/bootstrap"), Some(ADMIN), &headers, b"")
+        .await
+}
+
 fn arrivals(w: &World, target: &str) -> Vec<usize> {
     (0..3)
         .map(|i| {
@@ -38,15 +44,7 @@ async fn the_named_node_answers_node_local_calls() {
     for h2 in [false, true] {
         let c = w.client(h2);
         for _ in 0..4 {
-            let r = c
-                .call(
-                    "GET",
-                    &w.url("/v1/bootstrap"),
-                    Some(ADMIN),
-                    &[("regate-node", "n3")],
-                    b"",
-                )
-                .await;
+            let r = bootstrap(&w, &c, Some("n3")).await;
             assert_eq!(r.status, 200, "h2={h2}");
         }
     }
@@ -59,12 +57,7 @@ async fn the_named_node_answers_node_local_calls() {
     // without the header, any node
     let c = w.client(false);
     for _ in 0..3 {
-        assert_eq!(
-            c.call("GET", &w.url("/v1/bootstrap"), Some(ADMIN), &[], b"")
-                .await
-                .status,
-            200
-        );
+        assert_eq!(bootstrap(&w, &c, None).await.status, 200);
     }
     let spread = arrivals(&w, "/v1/bootstrap");
     assert_eq!(spread.iter().sum::<usize>(), 11);
@@ -74,16 +67,7 @@ async fn the_named_node_answers_node_local_calls() {
 #[tokio::test]
 async fn an_unknown_name_is_400_and_nothing_is_sent() {
     let w = named_world().await;
-    let r = w
-        .client(false)
-        .call(
-            "GET",
-            &w.url("/v1/bootstrap"),
-            Some(ADMIN),
-            &[("regate-node", "n9")],
-            b"",
-        )
-        .await;
+    let r = bootstrap(&w, &w.client(false), Some("n9")).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error_code"], "unknown_node");
     assert_eq!(arrivals(&w, "/v1/bootstrap"), [0, 0, 0]);
@@ -93,16 +77,7 @@ async fn an_unknown_name_is_400_and_nothing_is_sent() {
 async fn a_named_node_that_is_down_is_not_replaced() {
     let w = named_world().await;
     w.node(0).set_mode(Mode::Down);
-    let r = w
-        .client(false)
-        .call(
-            "GET",
-            &w.url("/v1/bootstrap"),
-            Some(ADMIN),
-            &[("regate-node", "n1")],
-            b"",
-        )
-        .await;
+    let r = bootstrap(&w, &w.client(false), Some("n1")).await;
     assert_eq!(r.status, 502);
     assert_eq!(
         arrivals(&w, "/v1/bootstrap"),

@@ -59,6 +59,17 @@ async fn a_get_on_a_connection_closed_under_it_is_sent_again() {
     assert_eq!(received(&w, "GET", "/v1/bdbs/7"), 2);
 }
 
+async fn post(w: &World, c: &TestClient) -> Reply {
+    c.call(
+        "POST",
+        &w.url("/v1/bdbs"),
+        Some(ADMIN),
+        &[("content-type", "application/json")],
+        b"{\"name\":\"db\"}",
+    )
+    .await
+}
+
 fn posts_received(w: &World, nodes: usize) -> usize {
     (0..nodes)
         .map(|i| {
@@ -84,15 +95,7 @@ async fn a_dead_node_costs_no_client_a_failure() {
         let r = c.get(&w.url("/v1/bdbs"), ADMIN).await;
         assert_eq!(r.status, 200, "GET {i}");
         // a refused connect wrote nothing: even a POST goes elsewhere, once
-        let r = c
-            .call(
-                "POST",
-                &w.url("/v1/bdbs"),
-                Some(ADMIN),
-                &[("content-type", "application/json")],
-                b"{\"name\":\"db\"}",
-            )
-            .await;
+        let r = post(&w, &c).await;
         assert_eq!(r.status, 200, "POST {i}");
         assert_eq!(posts_received(&w, 3), i + 1, "each POST arrived once");
     }
@@ -146,15 +149,7 @@ async fn a_written_post_is_not_sent_to_a_second_node() {
         w.node(i).set_mode(Mode::Reset);
     }
     let c = w.client(false);
-    let r = c
-        .call(
-            "POST",
-            &w.url("/v1/bdbs"),
-            Some(ADMIN),
-            &[("content-type", "application/json")],
-            b"{\"name\":\"db\"}",
-        )
-        .await;
+    let r = post(&w, &c).await;
     assert_eq!(r.status, 502);
     assert_eq!(posts_received(&w, 2), 1, "read by one node, never re-sent");
 }

@@ -97,6 +97,10 @@ pub struct UpstreamFile {
     /// `[upstream.retry]`: the retry budget.
     #[serde(default)]
     pub retry: UpstreamRetryFile,
+    /// Send every call that is not node-local to the master the health
+    /// checks report (needs `[upstream.health] credentials_file`).
+    #[serde(default)]
+    pub prefer_master: bool,
     /// `[upstream.aliases]`: `"host:port"` a node is known by inside the
     /// cluster (in a `307`'s `Location`) -> one of `nodes`.
     #[serde(default)]

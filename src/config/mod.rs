@@ -106,6 +106,8 @@ pub struct Upstream {
     /// The CA verification of `tls`, for nodes with SPKI pins (checked on
     /// top of it); `None` without a CA.
     pub verifier: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// `upstream.prefer_master`
+    pub prefer_master: bool,
     /// `upstream.server_name`: the name verified instead of each URL's host.
     pub server_name: Option<rustls::pki_types::ServerName<'static>>,
 }
@@ -470,6 +472,13 @@ fn validate_upstream(
             )),
         }
     }
+    if u.prefer_master && (u.health.credentials_file.is_none() || !u.health.enabled) {
+        errs.push(ConfigError::new(
+            "upstream.prefer_master",
+            "needs [upstream.health] enabled with a credentials_file (the master is read \
+             from GET /v1/nodes/status)",
+        ));
+    }
     let health = validate_health(&u.health, base, errs);
     let retry = validate_retry(&u.retry, errs);
     if errs.len() > before {
@@ -485,6 +494,7 @@ fn validate_upstream(
         aliases,
         verifier,
         server_name,
+        prefer_master: u.prefer_master,
     })
 }
 
@@ -494,22 +504,8 @@ fn validate_health(
     errs: &mut Vec<ConfigError>,
 ) -> Option<crate::upstream::health::HealthSettings> {
     let before = errs.len();
-    let mut duration = |key: &str, text: &str| match parse_duration(text) {
-        Ok(d) if d >= Duration::from_millis(10) => Some(d),
-        Ok(_) => {
-            errs.push(ConfigError::new(
-                format!("upstream.health.{key}"),
-                "must be at least 10ms",
-            ));
-            None
-        }
-        Err(e) => {
-            errs.push(ConfigError::new(format!("upstream.health.{key}"), e));
-            None
-        }
-    };
-    let interval = duration("interval", &h.interval);
-    let timeout = duration("timeout", &h.timeout);
+    let interval = duration_at_least("upstream.health.interval", &h.interval, MIN_10MS, errs);
+    let timeout = duration_at_least("upstream.health.timeout", &h.timeout, MIN_10MS, errs);
     for (key, v) in [("rise", h.rise), ("fall", h.fall)] {
         if v == 0 {
             errs.push(ConfigError::new(
@@ -544,6 +540,28 @@ fn validate_health(
     })
 }
 
+const MIN_10MS: Duration = Duration::from_millis(10);
+
+/// A duration of at least `min`, or an error naming `key`.
+fn duration_at_least(
+    key: &str,
+    text: &str,
+    min: Duration,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    match parse_duration(text) {
+        Ok(d) if d >= min => Some(d),
+        Ok(_) => {
+            errs.push(ConfigError::new(key, format!("must be at least {min:?}")));
+            None
+        }
+        Err(e) => {
+            errs.push(ConfigError::new(key, e));
+            None
+        }
+    }
+}
+
 fn validate_retry(
     r: &file::UpstreamRetryFile,
     errs: &mut Vec<ConfigError>,
@@ -555,20 +573,12 @@ fn validate_retry(
             "must be between 0 and 100",
         ));
     }
-    let window = match parse_duration(&r.budget_window) {
-        Ok(d) if d >= Duration::from_secs(1) => Some(d),
-        Ok(_) => {
-            errs.push(ConfigError::new(
-                "upstream.retry.budget_window",
-                "must be at least 1s",
-            ));
-            None
-        }
-        Err(e) => {
-            errs.push(ConfigError::new("upstream.retry.budget_window", e));
-            None
-        }
-    };
+    let window = duration_at_least(
+        "upstream.retry.budget_window",
+        &r.budget_window,
+        Duration::from_secs(1),
+        errs,
+    );
     if errs.len() > before {
         return None;
     }

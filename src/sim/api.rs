@@ -35,6 +35,9 @@ pub(crate) struct Api {
     pub users: UserTable,
     debuginfo_bytes: u64,
     next_bdb_uid: AtomicU64,
+    /// Nodes in the cluster, and which one (0-based) is master.
+    nodes: usize,
+    pub master: AtomicU64,
 }
 
 #[derive(Clone, Copy)]
@@ -46,12 +49,30 @@ enum Resource {
 }
 
 impl Api {
-    pub(crate) fn new(users: UserTable, debuginfo_bytes: u64) -> Api {
+    pub(crate) fn new(users: UserTable, debuginfo_bytes: u64, nodes: usize) -> Api {
         Api {
             users,
             debuginfo_bytes,
             next_bdb_uid: AtomicU64::new(2),
+            nodes,
+            master: AtomicU64::new(0),
         }
+    }
+
+    /// `GET /v1/nodes/status`: each node's hostname (`sim-node-N`, N =
+    /// uid = index + 1) and role, as the REST API documents it (generated:
+    /// no capture exists).
+    fn nodes_status(&self) -> Value {
+        let master = self.master.load(Ordering::Relaxed);
+        let mut out = Map::new();
+        for i in 0..self.nodes as u64 {
+            let role = if i == master { "master" } else { "slave" };
+            out.insert(
+                (i + 1).to_string(),
+                json!({ "hostname": format!("sim-node-{}", i + 1), "role": role, "node_status": "active" }),
+            );
+        }
+        Value::Object(out)
     }
 
     /// The answer of a node in normal mode.
@@ -113,6 +134,7 @@ impl Api {
             ("GET", "/v1/users/role") => {
                 Reply::json(200, &json!({ "role": user.map(|u| u.role.as_str()) }))
             }
+            ("GET", "/v1/nodes/status") => Reply::json(200, &self.nodes_status()),
             // Documented reads without a capture answer an empty object.
             ("GET", _) => fixtures::get(path)
                 .map(Reply::fixture)

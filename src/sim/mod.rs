@@ -98,18 +98,23 @@ impl std::fmt::Debug for SimTls {
 pub struct SimCluster {
     nodes: Vec<SimNode>,
     users: UserTable,
+    api: Arc<Api>,
 }
 
 /// Starts a cluster: one listener per node on `127.0.0.1:0`.
 pub async fn start(opts: SimOptions) -> std::io::Result<SimCluster> {
     let tls = opts.tls.as_ref().map(acceptor).transpose()?;
     let users = UserTable::new(opts.users);
-    let api = Arc::new(Api::new(users.clone(), opts.debuginfo_bytes));
+    let api = Arc::new(Api::new(
+        users.clone(),
+        opts.debuginfo_bytes,
+        opts.nodes.max(1),
+    ));
     let mut nodes = Vec::with_capacity(opts.nodes.max(1));
     for _ in 0..opts.nodes.max(1) {
         nodes.push(SimNode::start(tls.clone(), api.clone()).await?);
     }
-    Ok(SimCluster { nodes, users })
+    Ok(SimCluster { nodes, users, api })
 }
 
 fn acceptor(tls: &SimTls) -> std::io::Result<TlsAcceptor> {
@@ -139,6 +144,14 @@ impl SimCluster {
     /// Every node's base URL, in node order.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(SimNode::url).collect()
+    }
+
+    /// Makes node `i` (0-based) the master `GET /v1/nodes/status` reports,
+    /// whose hostname is `sim-node-{i + 1}`.
+    pub fn set_master(&self, i: usize) {
+        self.api
+            .master
+            .store(i as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Adds a user (replacing one with the same name or uid).

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::time::{Duration, Instant};
 
 use super::retry::{RetryBudget, RetrySettings};
+use crate::config::Node;
 
 /// Back-off of the first ejection; doubled for each one after it.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -64,6 +65,8 @@ pub struct Balancer {
     epoch: Instant,
     /// What retries on another node may cost.
     pub budget: RetryBudget,
+    /// The node the health checks report as master (`usize::MAX`: unknown).
+    master: AtomicUsize,
 }
 
 impl Balancer {
@@ -85,6 +88,7 @@ impl Balancer {
             active,
             epoch: Instant::now(),
             budget: RetryBudget::new(retry),
+            master: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -107,6 +111,47 @@ impl Balancer {
             start,
             step: 0,
         }
+    }
+
+    /// Takes over the health of the nodes `prev` knew with the same URL
+    /// and TLS pins (a reload must not bring a dead node back, but a node
+    /// whose config changed starts afresh): `nodes[i]` is node `i` here,
+    /// `prev_nodes[j]` node `j` there.
+    pub fn inherit(&self, nodes: &[Node], prev: &Balancer, prev_nodes: &[Node]) {
+        let (now, prev_now) = (self.now_ms(), prev.now_ms());
+        for (h, node) in self.health.iter().zip(nodes) {
+            let Some(p) = prev_nodes
+                .iter()
+                .position(|n| n.url == node.url && n.pins == node.pins)
+                .and_then(|j| prev.health.get(j))
+            else {
+                continue;
+            };
+            let left = p.until.load(Ordering::Relaxed).saturating_sub(prev_now);
+            h.until.store(now + left, Ordering::Relaxed);
+            h.down
+                .store(p.down.load(Ordering::Relaxed), Ordering::Relaxed);
+            h.streak
+                .store(p.streak.load(Ordering::Relaxed), Ordering::Relaxed);
+            h.ejections
+                .store(p.ejections.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    /// Records the master; true when it changed.
+    pub fn set_master(&self, node: Option<NodeIdx>) -> bool {
+        let v = node.unwrap_or(usize::MAX);
+        self.master.swap(v, Ordering::Relaxed) != v
+    }
+
+    /// The master, when it is known, up and serves API `version`.
+    pub fn master_for(&self, version: u16) -> Option<NodeIdx> {
+        let m = self.master.load(Ordering::Relaxed);
+        let serves = match self.by_version.iter().find(|e| e.0 == version) {
+            Some((_, nodes, _)) => nodes.contains(&m),
+            None => m < self.health.len(),
+        };
+        (serves && self.is_up(m)).then_some(m)
     }
 
     /// No candidates at all (a request bound to one node).
@@ -277,6 +322,23 @@ mod tests {
         b.health[0].until.store(0, Ordering::Relaxed);
         assert!(b.is_up(0), "eligible again after the back-off");
         assert_eq!(b.served(0), Some(Change::Up));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_health_of_nodes_it_still_has() {
+        let prev = Balancer::new(2, &[], true, RetrySettings::default());
+        prev.eject(1);
+        let next = Balancer::new(2, &[], true, RetrySettings::default());
+        let node = |url: &str| crate::config::Node {
+            url: url.into(),
+            scheme: http::uri::Scheme::HTTP,
+            authority: http::uri::Authority::from_static("n:1"),
+            name: None,
+            pins: Vec::new(),
+        };
+        next.inherit(&[node("c"), node("b")], &prev, &[node("a"), node("b")]);
+        assert!(next.is_up(0), "a new node starts up");
+        assert!(!next.is_up(1), "b is still down");
     }
 
     #[test]

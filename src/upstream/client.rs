@@ -11,6 +11,13 @@
 //! response. A sender is put back right after the response head; it is
 //! reused only once hyper reports it ready again (the previous response
 //! body fully read); closed or idle-expired ones are dropped on the way.
+//!
+//! Both paths judge the node's response head with the same checks and
+//! limits ([`super::framing::check`]); a response that fails them, or was
+//! framed two ways, never leaves its connection in the pool. A failed
+//! attempt says how far it got ([`Failed`]): whether a byte of the request
+//! may have reached the node, and whether a byte of a response came back,
+//! which is what decides a retry elsewhere (`upstream::forward`).
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -177,36 +184,6 @@ pub struct HttpClient {
 /// What the inline path yields.
 type InlineResult = Result<Response<InlineBody>, Failed>;
 
-type Streamed<'a> =
-    Pin<Box<dyn Future<Output = Result<Response<NodeBody>, ClientError>> + Send + 'a>>;
-
-pin_project_lite::pin_project! {
-    /// The future of [`HttpClient::request`].
-    #[project = SendingProj]
-    pub enum Sending<'a, F> {
-        Inline { #[pin] fut: F },
-        Streamed { fut: Streamed<'a> },
-        Failed { err: Option<ClientError> },
-    }
-}
-
-impl<F: Future<Output = InlineResult>> Future for Sending<'_, F> {
-    type Output = Result<Response<NodeBody>, ClientError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            SendingProj::Inline { fut } => fut.poll(cx).map(|r| {
-                r.map(|resp| resp.map(NodeBody::Inline))
-                    .map_err(|f| f.error)
-            }),
-            SendingProj::Streamed { fut } => fut.as_mut().poll(cx),
-            SendingProj::Failed { err } => {
-                Poll::Ready(Err(err.take().unwrap_or(ClientError::BadUri)))
-            }
-        }
-    }
-}
-
 type Attempted<'a> = Pin<Box<dyn Future<Output = Result<Response<NodeBody>, Failed>> + Send + 'a>>;
 
 pin_project_lite::pin_project! {
@@ -255,34 +232,14 @@ pub fn build_with(up: &Upstream, connect_timeout: Duration, limits: HeadLimits) 
 impl HttpClient {
     /// Sends `req` (absolute URI) to its node; `Host` is set from the
     /// node's authority when absent. Bodyless requests take the inline
-    /// path; the others are streamed by hyper. Not an `async fn`, so the
-    /// request is not carried in the future (twice) next to the path's
-    /// own state.
-    pub fn request(
+    /// path; the others are streamed by hyper. One attempt, no retry (the
+    /// health checks' probes; the gateway's requests use [`Self::attempt`]).
+    pub async fn request(
         &self,
         req: Request<UpstreamBody>,
-    ) -> Sending<'_, impl Future<Output = InlineResult> + '_> {
-        let https = match req.uri().scheme() {
-            Some(s) if *s == Scheme::HTTPS => true,
-            Some(s) if *s == Scheme::HTTP => false,
-            _ => {
-                return Sending::Failed {
-                    err: Some(ClientError::BadUri),
-                }
-            }
-        };
-        if req.body().is_end_stream() {
-            let fut = inline::send(&self.inline, &self.connector, &req, https, self.limits);
-            return Sending::Inline { fut };
-        }
-        // Boxed: hyper's state stays out of the bodyless requests' futures.
-        Sending::Streamed {
-            fut: Box::pin(async move {
-                self.request_streamed(req, https)
-                    .await
-                    .map_err(|(f, _)| f.error)
-            }),
-        }
+    ) -> Result<Response<NodeBody>, ClientError> {
+        let mut slot = Some(req);
+        self.attempt(&mut slot).await.map_err(|f| f.error)
     }
 
     /// One attempt at the node `slot`'s request URI names. The request

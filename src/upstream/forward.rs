@@ -34,6 +34,7 @@ use super::client::{ClientError, NodeBody};
 use super::framing::ProtocolError;
 use super::headers;
 use super::inline::repeatable;
+use super::redirect::{read_small, redirect_target, Resend};
 
 /// Sends the authorized request (`parts` and `body`, as the client sent
 /// them) to a healthy node serving the permit's API version, retrying on
@@ -55,7 +56,12 @@ pub async fn to_cluster(
         Some(v) => Some(named_node(nodes, v)?),
     };
     let fixed = chosen.filter(|_| node_local(permit, &parts.method));
-    let Some(mut node_idx) = fixed.or_else(|| candidates.next()) else {
+    // `prefer_master`: the master first, the others (round robin) after it
+    let master = match (fixed, snap.config.upstream.prefer_master) {
+        (None, true) => balancer.master_for(permit.version.0),
+        _ => None,
+    };
+    let Some(mut node_idx) = fixed.or(master).or_else(|| candidates.next()) else {
         return Err(Reject::NoHealthyNode {
             retry_after_secs: balancer.retry_after_secs(),
         });
@@ -292,93 +298,6 @@ fn node_local(permit: &Permit, method: &http::Method) -> bool {
         || (*method == http::Method::GET && &*permit.template == "/v1/bootstrap")
 }
 
-/// A request kept whole to follow a node's redirect with.
-struct Resend {
-    method: http::Method,
-    uri: Uri,
-    headers: http::HeaderMap,
-    body: bytes::Bytes,
-}
-
-impl Resend {
-    fn request(&self) -> Request<RequestBody> {
-        let mut req = Request::new(RequestBody::full(self.body.clone()));
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
-}
-
-/// Reads a small request body whole (its limits and deadline are the
-/// stream's own); a failure is the client's, as the tally says.
-async fn read_small(body: RequestBody, tally: Option<&Tally>) -> Result<bytes::Bytes, Reject> {
-    use http_body_util::BodyExt;
-    match body.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(_) => Err(match tally.map(Tally::end) {
-            Some(BodyEnd::TooLarge) => Reject::PayloadTooLarge,
-            Some(BodyEnd::TimedOut) => Reject::RequestTimeout,
-            _ => Reject::BadRequest {
-                code: "request_body_error",
-                description: "the request body could not be read",
-            },
-        }),
-    }
-}
-
-/// The configured node a `307`/`308` points at, when regate may follow
-/// it: `Location` names a node by its configured authority or an
-/// `[upstream.aliases]` one (or is relative: the same node), for the very
-/// path and query the policy decided on, and the request can be sent
-/// again (bodyless, or its body kept).
-fn redirect_target(
-    snap: &Snapshot,
-    from: NodeIdx,
-    resp: &Response<NodeBody>,
-    slot: &Option<Request<RequestBody>>,
-    resend: Option<&Resend>,
-) -> Option<NodeIdx> {
-    let sent = match (slot, resend) {
-        (Some(req), _) => req.uri(),
-        (None, Some(r)) => &r.uri,
-        (None, None) => return None,
-    };
-    let location: Uri = resp
-        .headers()
-        .get(http::header::LOCATION)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()?;
-    if location.path_and_query().map(PathAndQuery::as_str)
-        != sent.path_and_query().map(PathAndQuery::as_str)
-    {
-        return None;
-    }
-    let Some(authority) = location.authority() else {
-        return Some(from);
-    };
-    let https = location.scheme() != Some(&http::uri::Scheme::HTTP);
-    let up = &snap.config.upstream;
-    let port = |a: &http::uri::Authority, https: bool| {
-        a.port_u16().unwrap_or(if https { 443 } else { 80 })
-    };
-    let same = |a: &http::uri::Authority, a_https: bool| {
-        a.host().eq_ignore_ascii_case(authority.host())
-            && port(a, a_https) == port(authority, https)
-    };
-    up.nodes
-        .iter()
-        .position(|n| same(&n.authority, n.scheme == http::uri::Scheme::HTTPS))
-        .or_else(|| {
-            up.aliases
-                .iter()
-                .find(|(a, i)| same(a, up.nodes[*i].scheme == http::uri::Scheme::HTTPS))
-                .map(|(_, i)| *i)
-        })
-}
-
 /// The next healthy candidate, when the retry budget allows one.
 fn next_node(
     gw: &Gateway,
@@ -386,7 +305,7 @@ fn next_node(
     snap: &Snapshot,
     failed: NodeIdx,
 ) -> Option<NodeIdx> {
-    let next = candidates.next()?;
+    let next = candidates.find(|&n| n != failed)?;
     let url = &snap.config.upstream.nodes[failed].url;
     let granted = snap.balancer.budget.try_retry();
     gw.metrics.upstream_retry(url, granted);

@@ -76,6 +76,9 @@ pub async fn run(gw: Weak<Gateway>) {
                     }
                 };
                 round(&g, &snap, &c).await;
+                if let Some(account) = &settings.account {
+                    find_master(&snap, &c, account).await;
+                }
             }
             settings.interval
         };
@@ -115,6 +118,76 @@ async fn round(gw: &Gateway, snap: &Snapshot, client: &HttpClient) {
             }
         }
     }
+}
+
+/// Asks a node that is up which node is master (`GET /v1/nodes/status`,
+/// authenticated) and records it; a change is logged once.
+async fn find_master(snap: &Snapshot, client: &HttpClient, account: &ServiceAccount) {
+    let up = &snap.config.upstream;
+    let Some(asked) = (0..up.nodes.len()).find(|&i| snap.balancer.is_up(i)) else {
+        return;
+    };
+    let node = &up.nodes[asked];
+    let uri = format!("{}://{}/v1/nodes/status", node.scheme, node.authority);
+    let Ok(mut req) = Request::get(uri)
+        .header(
+            header::USER_AGENT,
+            HeaderValue::from_static("regate-health-check"),
+        )
+        .body(client::UpstreamBody::empty())
+    else {
+        return;
+    };
+    req.headers_mut()
+        .insert(header::AUTHORIZATION, account.authorization());
+    let timeout = up.health.timeout;
+    let body = tokio::time::timeout(timeout, async {
+        let resp = client.request(req).await.ok()?;
+        if resp.status() != StatusCode::OK {
+            return None;
+        }
+        let body = http_body_util::Limited::new(resp.into_body(), PROBE_BODY_MAX)
+            .collect()
+            .await
+            .ok()?;
+        Some(body.to_bytes())
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(body) = body else { return };
+    let master = master_hostname(&body).and_then(|h| node_by_host(up, &h));
+    if snap.balancer.set_master(master) {
+        match master {
+            Some(i) => tracing::info!(node = &*up.nodes[i].url, asked = &*node.url, "master node"),
+            None => tracing::warn!(asked = &*node.url, "no configured node is the master"),
+        }
+    }
+}
+
+/// The `hostname` of the node whose `role` is `master`.
+fn master_hostname(status: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(status).ok()?;
+    v.as_object()?
+        .values()
+        .find(|n| n.get("role").and_then(|r| r.as_str()) == Some("master"))?
+        .get("hostname")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The configured node whose URL host, or one of whose
+/// `[upstream.aliases]` hosts, is `host`.
+fn node_by_host(up: &crate::config::Upstream, host: &str) -> Option<usize> {
+    up.nodes
+        .iter()
+        .position(|n| n.authority.host().eq_ignore_ascii_case(host))
+        .or_else(|| {
+            up.aliases
+                .iter()
+                .find(|(a, _)| a.host().eq_ignore_ascii_case(host))
+                .map(|(_, i)| *i)
+        })
 }
 
 /// Awaits every future, in order (a handful of nodes: no need for a set).
@@ -195,6 +268,19 @@ fn judge(status: StatusCode, authenticated: bool) -> Result<(), Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_master_is_read_from_the_documented_status() {
+        let body =
+            br#"{"1": {"hostname": "3d99db1fdf4b", "role": "slave", "node_status": "active"},
+                        "2": {"hostname": "fc7a3d332458", "role": "master", "cores": 8}}"#;
+        assert_eq!(master_hostname(body).as_deref(), Some("fc7a3d332458"));
+        assert_eq!(
+            master_hostname(br#"{"1": {"hostname": "a", "role": "slave"}}"#),
+            None
+        );
+        assert_eq!(master_hostname(b"[]"), None);
+    }
 
     #[test]
     fn what_a_probe_status_means() {

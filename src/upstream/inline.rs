@@ -117,10 +117,10 @@ enum Failure {
 /// API a bodyless PUT is an action and DELETE is destructive: a node may
 /// have acted on them before it closed, so they are never replayed.
 ///
-/// Not an `async fn`: the request is consumed here, before the future
-/// exists (it is encoded into the connection's buffer), so the future
-/// carries ~100 bytes of state instead of the request twice over. Every
-/// request's future is moved a few times on its way into the task.
+/// Not an `async fn`: the request is encoded here, before the future
+/// exists (into the connection's buffer), so the future carries ~100
+/// bytes of state and no borrow of the request, which the caller keeps to
+/// send again (to another node) when that is safe.
 pub fn send<'a>(
     pool: &'a Arc<InlinePool>,
     connector: &'a Connector,

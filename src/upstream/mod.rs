@@ -11,5 +11,6 @@ pub mod health;
 pub mod inline;
 pub mod inline_body;
 pub mod pool;
+pub mod redirect;
 pub mod retry;
 pub mod stream;
