@@ -46,7 +46,9 @@ for t in $targets; do
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
     failed+=("$t")
-    tail -n 40 "$scratch/$t.log"
+    # the failing check and the input's file
+    grep -A 12 -m 1 'panicked at\|ERROR: libFuzzer' "$scratch/$t.log" || tail -n 40 "$scratch/$t.log"
+    grep -m 1 'Test unit written to' "$scratch/$t.log" || true
   fi
   grep -E '^stat::number_of_executed_units|^Done|^stat::peak_rss_mb' "$scratch/$t.log" \
     | sed "s/^/  $t: /" || true

@@ -3,10 +3,11 @@
 //! serve production traffic; production certificates come from `[tls]`.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 
 /// A CA and one leaf signed by it, as PEM text.
@@ -42,7 +43,23 @@ impl TestPki {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "localhost");
         leaf_params.distinguished_name = dn;
-        leaf_params.is_ca = IsCa::ExplicitNoCa;
+        // basicConstraints CA:FALSE as DER wants it: an empty SEQUENCE.
+        // rcgen's `ExplicitNoCa` encodes the default `cA FALSE`, which strict
+        // parsers refuse (Python cryptography, so sslyze's certificate scan).
+        leaf_params.is_ca = IsCa::NoCa;
+        let mut constraints = CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
+        constraints.set_criticality(true);
+        leaf_params.custom_extensions.push(constraints);
+        // RFC 5280 path validation (sslyze's) wants the issuer's key id
+        leaf_params.use_authority_key_identifier_extension = true;
+        // valid from a day ago for 90 days: Mozilla's TLS profiles refuse a
+        // leaf living over 366 days (rcgen's default runs to the year 4096)
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        leaf_params.not_before = epoch + now.saturating_sub(Duration::from_secs(86_400));
+        leaf_params.not_after = epoch + now + Duration::from_secs(90 * 86_400);
         leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let leaf = leaf_params.signed_by(&leaf_key, &ca_cert, &ca_key)?;

@@ -299,3 +299,25 @@ async fn accept_loop_recovers_from_fd_exhaustion() {
         "the gateway did not recover after descriptor exhaustion"
     );
 }
+
+#[tokio::test]
+async fn tls_profile_is_mozilla_intermediate_compliant() {
+    // SECURITY.md A6: sslyze checks protocols, suites, curves, the
+    // certificate chain (the test CA) and its lifespan against Mozilla's
+    // "intermediate" profile, and exits non-zero on any deviation.
+    // tests/run.sh installs sslyze (pip).
+    let w = World::start().await;
+    let target = format!("localhost:{}{{127.0.0.1}}", w.addr.port());
+    let out = tokio::process::Command::new("python3")
+        .args(["-m", "sslyze", &target, "--certinfo_ca_file"])
+        .arg(&w.files.ca)
+        .arg("--mozilla_config=intermediate")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("python3 runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sslyze: {text}");
+    assert!(text.contains("OK - Compliant."), "{text}");
+}

@@ -26,5 +26,10 @@ if ! python3 -c 'import redis_enterprise, requests, httpx, h2' 2>/dev/null; then
   python3 -m pip install -q redis-enterprise requests 'httpx[http2]' 2>/dev/null \
     || python3 -m pip install -q --break-system-packages redis-enterprise requests 'httpx[http2]'
 fi
+if ! python3 -c 'import sslyze' 2>/dev/null; then
+  echo "tests/run.sh: installing sslyze (the TLS profile check in tests/listener.rs)"
+  python3 -m pip install -q sslyze 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages sslyze
+fi
 
 cargo test --locked --all-targets
