@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod net;
 pub mod observe;
+pub mod ops;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;

@@ -26,3 +26,5 @@ if ! python3 -c 'import redis_enterprise' 2>/dev/null; then
 fi
 
 cargo test --locked --all-targets
+# deploy/: systemd units, Kubernetes manifests, Dockerfile, alert rules
+bash tests/deploy.sh

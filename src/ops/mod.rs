@@ -1,0 +1,6 @@
+//! Operations around the gateway, apart from the request path: the
+//! `healthcheck` probe, systemd's readiness notifications, socket
+//! activation, and the start-up summary and warnings.
+
+pub mod healthcheck;
+pub mod sdnotify;
