@@ -28,6 +28,7 @@ pub mod sim;
 pub mod upstream;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -45,6 +46,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     pub connections: Arc<ConnTracker>,
+    /// Set when a shutdown begins: `/readyz` answers 503 from then on.
+    draining: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -53,6 +56,7 @@ impl Running {
     /// Stops accepting, drains in-flight requests (up to `timeouts.drain`),
     /// flushes the audit trail and returns.
     pub async fn shutdown(mut self) {
+        self.begin_drain();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -62,6 +66,12 @@ impl Running {
     /// Waits for the gateway to stop (after a shutdown signal).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
+    }
+
+    /// Marks the gateway as going away: `/readyz` answers 503 while the
+    /// listener keeps serving (the `shutdown_delay` before the drain).
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// A sender that triggers the shutdown (for signal handlers).
@@ -84,15 +94,39 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 /// [`Gateway`] (snapshot, audit, metrics, connection caps); each has its own
 /// upstream client pool.
 pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Running> {
+    start_with(config, workers, None).await
+}
+
+/// Like [`start_workers`], serving on `inherited` (a listening socket
+/// passed by systemd's socket activation) instead of binding
+/// `server.listen`; every worker accepts on a clone of it.
+pub async fn start_with(
+    config: Config,
+    workers: usize,
+    inherited: Option<std::net::TcpListener>,
+) -> std::io::Result<Running> {
     let workers = workers.max(1);
     for node in &config.upstream.nodes {
         if node.scheme == http::uri::Scheme::HTTP {
             tracing::warn!(node = %node.url, "upstream node uses plain HTTP: credentials and data cross the network unencrypted");
         }
     }
-    let listener = match workers {
-        1 => TcpListener::bind(config.listen).await?,
-        _ => listener::bind_reuseport(config.listen)?,
+    let listen = config.listen;
+    let (listener, inherited) = match (inherited, workers) {
+        (Some(l), _) => {
+            let local = l.local_addr()?;
+            if local != listen {
+                tracing::info!(passed = %local, %listen, "socket activation: serving on the passed socket, not server.listen");
+            }
+            (TcpListener::from_std(l.try_clone()?)?, Some(l))
+        }
+        (None, 1) => (
+            TcpListener::bind(listen)
+                .await
+                .map_err(|e| listener::bind_error(listen, "server.listen", e))?,
+            None,
+        ),
+        (None, _) => (listener::bind_workers(listen)?, None),
     };
     let addr = listener.local_addr()?;
     let audit = if config.audit.enabled {
@@ -105,7 +139,11 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
     let metrics = Arc::new(metrics::Metrics::new(&routes, &nodes).map_err(std::io::Error::other)?);
     metrics.attach_audit(audit.clone());
     let admin_listener = match config.metrics.enabled {
-        true => Some(TcpListener::bind(config.metrics.listen).await?),
+        true => Some(
+            TcpListener::bind(config.metrics.listen)
+                .await
+                .map_err(|e| listener::bind_error(config.metrics.listen, "metrics.listen", e))?,
+        ),
         false => None,
     };
     let snapshot = Snapshot::build(config, None, workers).map_err(std::io::Error::other)?;
@@ -117,9 +155,14 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
 
     let mut others = Vec::with_capacity(workers - 1);
     for w in 1..workers {
+        let clone = match &inherited {
+            Some(l) => Some(l.try_clone()?),
+            None => None,
+        };
         match spawn_worker(
             w,
             addr,
+            clone,
             gateway.clone(),
             connections.clone(),
             stop_all_rx.clone(),
@@ -134,13 +177,17 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
         }
     }
 
+    let draining = Arc::new(AtomicBool::new(false));
     let metrics_addr = match admin_listener {
         Some(l) => {
             let a = l.local_addr()?;
             let weak = Arc::downgrade(&gateway);
+            let leaving = draining.clone();
             let ready: admin::Ready = Arc::new(move || {
-                weak.upgrade()
-                    .is_some_and(|g| g.current().balancer.up_count() > 0)
+                !leaving.load(Ordering::Relaxed)
+                    && weak
+                        .upgrade()
+                        .is_some_and(|g| g.current().balancer.up_count() > 0)
             });
             tokio::spawn(admin::serve(l, metrics.clone(), ready, async move {
                 let _ = admin_stop_rx.await;
@@ -176,17 +223,20 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
         metrics_addr,
         gateway,
         connections,
+        draining,
         stop: Some(stop_tx),
         task,
     })
 }
 
 /// Starts worker `w`: a thread with a current-thread runtime accepting on
-/// its own `SO_REUSEPORT` listener until `stop` turns true. Returns once
-/// the listener is bound; the receiver resolves when the thread has ended.
+/// its own `SO_REUSEPORT` listener (or on `inherited`, a clone of the
+/// socket systemd passed) until `stop` turns true. Returns once the
+/// listener is bound; the receiver resolves when the thread has ended.
 async fn spawn_worker(
     w: usize,
     addr: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
     gw: Arc<Gateway>,
     conns: Arc<ConnTracker>,
     mut stop: watch::Receiver<bool>,
@@ -208,7 +258,12 @@ async fn spawn_worker(
                 }
             };
             rt.block_on(async move {
-                let listener = match listener::bind_reuseport(addr) {
+                let bound = match inherited {
+                    Some(l) => TcpListener::from_std(l),
+                    None => listener::bind_reuseport(addr)
+                        .map_err(|e| listener::bind_error(addr, "server.listen", e)),
+                };
+                let listener = match bound {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -291,25 +346,57 @@ impl Deltas {
     }
 }
 
-/// Serves until SIGTERM or SIGINT, then drains and returns. SIGHUP reloads
-/// the config (certificates, users, policy, limits) and reopens the audit
-/// file (logrotate).
+/// Serves until SIGTERM, SIGINT or SIGQUIT, then shuts down: `/readyz`
+/// answers 503 at once, the listener keeps serving for `[server]
+/// shutdown_delay` (a second signal cuts it short) so that load balancers
+/// stop routing here, then in-flight requests drain and it returns.
+/// SIGHUP reloads the config (certificates, users, policy, limits) and
+/// reopens the audit file (logrotate); SIGUSR1 only reopens the audit file
+/// (what logrotate snippets written for nginx send). systemd hears of
+/// readiness, reloads and the stop (`Type=notify`).
 pub async fn serve_until_signal(mut running: Running) -> std::io::Result<()> {
+    use ops::sdnotify;
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
     let mut hup = signal(SignalKind::hangup())?;
-    loop {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    sdnotify::ready();
+    let why = loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
-            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = quit.recv() => break "SIGQUIT",
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading");
+                sdnotify::reloading();
                 running.gateway.audit.reopen();
                 let gw = running.gateway.clone();
                 // loading may hash a dummy password: off the async workers
                 let _ = tokio::task::spawn_blocking(move || gw.reload()).await;
+                sdnotify::ready();
             }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the audit file");
+                running.gateway.audit.reopen();
+            }
+        }
+    };
+    running.begin_drain();
+    sdnotify::stopping();
+    let delay = running.gateway.current().config.shutdown_delay;
+    tracing::info!(
+        signal = why,
+        shutdown_delay_ms = delay.as_millis() as u64,
+        "shutting down: /readyz answers 503; draining after the shutdown delay (a second signal skips it)"
+    );
+    if !delay.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = term.recv() => tracing::info!("second signal: skipping the shutdown delay"),
+            _ = int.recv() => tracing::info!("second signal: skipping the shutdown delay"),
+            _ = quit.recv() => tracing::info!("second signal: skipping the shutdown delay"),
         }
     }
     if let Some(stop) = running.take_stop() {

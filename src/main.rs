@@ -153,11 +153,19 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(errs) => return config_failure(&config, &errs),
             };
+            // the TLS socket systemd holds across restarts (regate.socket)
+            let inherited = match regate::ops::activation::take_listener() {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("regate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             // One current-thread runtime per core, each with its own
             // listener: see `regate::start_workers`.
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
             run_runtime(Flavor::CurrentThread, async move {
-                let running = regate::start_workers(cfg, workers).await?;
+                let running = regate::start_with(cfg, workers, inherited).await?;
                 regate::serve_until_signal(running).await
             })
         }

@@ -44,6 +44,10 @@ pub struct ServerFile {
     /// Peers (IPs or CIDRs) whose `X-Forwarded-For` is believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// After SIGTERM, how long `/readyz` answers 503 while the listener
+    /// still serves, before the drain starts (load balancers stop routing).
+    #[serde(default = "default_shutdown_delay")]
+    pub shutdown_delay: String,
 }
 
 impl Default for ServerFile {
@@ -51,12 +55,17 @@ impl Default for ServerFile {
         ServerFile {
             listen: default_listen(),
             trusted_proxies: Vec::new(),
+            shutdown_delay: default_shutdown_delay(),
         }
     }
 }
 
 fn default_listen() -> String {
     "0.0.0.0:9443".to_string()
+}
+
+fn default_shutdown_delay() -> String {
+    "5s".to_string()
 }
 
 /// `[tls]`

@@ -53,6 +53,8 @@ pub struct Config {
     pub path: PathBuf,
     pub listen: SocketAddr,
     pub trusted_proxies: TrustedProxies,
+    /// `[server] shutdown_delay`: `/readyz` is 503 this long before the drain.
+    pub shutdown_delay: Duration,
     pub tls: Arc<rustls::ServerConfig>,
     pub upstream: Upstream,
     pub timeouts: Timeouts,
@@ -195,6 +197,21 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
         }
     }
 
+    let shutdown_delay = match parse_duration(&file.server.shutdown_delay) {
+        Ok(d) if d > MAX_SHUTDOWN_DELAY => {
+            errs.push(ConfigError::new(
+                "server.shutdown_delay",
+                "must be at most 10m",
+            ));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errs.push(ConfigError::new("server.shutdown_delay", e));
+            None
+        }
+    };
+
     let tls = match &file.tls {
         None => {
             errs.push(ConfigError::new(
@@ -258,6 +275,7 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             path: path.to_path_buf(),
             listen,
             trusted_proxies: TrustedProxies::new(proxies),
+            shutdown_delay: shutdown_delay.unwrap_or_default(),
             tls,
             upstream,
             timeouts,
@@ -404,6 +422,9 @@ fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Opt
         drain: get("drain", &t.drain)?,
     })
 }
+
+/// The longest `server.shutdown_delay` accepted.
+const MAX_SHUTDOWN_DELAY: Duration = Duration::from_secs(600);
 
 /// The largest `limits.max_header_bytes` accepted.
 const MAX_HEADER_BYTES_LIMIT: usize = 1 << 20;

@@ -2,5 +2,6 @@
 //! `healthcheck` probe, systemd's readiness notifications, socket
 //! activation, and the start-up summary and warnings.
 
+pub mod activation;
 pub mod healthcheck;
 pub mod sdnotify;

@@ -123,6 +123,45 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// Binds the first listener of a multi-worker gateway on `addr`, after
+/// making sure no other process listens there. `SO_REUSEPORT` lets any
+/// socket of the same user join a listening group; without this check a
+/// second regate (another config, other users and policy) started on the
+/// same address would silently take half of the connections. The probe is
+/// a plain bind (no `SO_REUSEPORT`), which fails while any socket listens
+/// on the address; it is closed before the workers bind. Two processes
+/// starting within the same few microseconds could still both pass it.
+pub fn bind_workers(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if addr.port() != 0 {
+        let probe = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        probe.set_reuse_address(true)?;
+        probe
+            .bind(&addr.into())
+            .map_err(|e| bind_error(addr, "server.listen", e))?;
+    }
+    bind_reuseport(addr).map_err(|e| bind_error(addr, "server.listen", e))
+}
+
+/// A bind failure that names the address and the config key: "cannot
+/// listen on 0.0.0.0:9443 (server.listen): Address in use (os error 98)".
+pub fn bind_error(addr: SocketAddr, key: &str, e: std::io::Error) -> std::io::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => ": another process listens there",
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            ": ports below 1024 need CAP_NET_BIND_SERVICE"
+        }
+        _ => "",
+    };
+    std::io::Error::new(
+        e.kind(),
+        format!("cannot listen on {addr} ({key}): {e}{hint}"),
+    )
+}
+
 /// Accepts until `shutdown` resolves, then drains. Connections are served
 /// on the calling runtime; `worker` is its index (which upstream client
 /// they use).

@@ -1,0 +1,227 @@
+//! The real `regate run` process under the signals an operator and a
+//! service manager send: SIGTERM turns `/readyz` 503 at once and keeps
+//! serving for `shutdown_delay` (a second SIGTERM skips it); SIGHUP
+//! reloads users, policy and certificates (a broken config is rejected and
+//! counted); SIGUSR1 reopens the audit file; SIGQUIT stops gracefully; a
+//! second gateway on the same address fails naming it; systemd hears
+//! READY=1 and STOPPING=1; socket activation serves on the passed socket;
+//! `regate healthcheck` reports readiness.
+
+mod common;
+mod proc;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use proc::*;
+
+fn url(addr: &str, path: &str) -> String {
+    let port = addr.rsplit(':').next().unwrap();
+    format!("https://localhost:{port}{path}")
+}
+
+fn healthcheck(metrics: &str) -> i32 {
+    Command::new(BIN)
+        .args(["healthcheck", "--addr", metrics])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readyz_503_at_once_and_serves_until_the_delay_ends() {
+    let site = Site::new().await;
+    let cfg = site.write("regate.toml", &site.config("shutdown_delay = \"10m\"", ""));
+    // systemd's notification socket
+    let notify_path = site.dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(std::process::Stdio::null());
+    let mut p = Proc::from_command(cmd);
+    let addr = p.wait_field("regate listening", "addr");
+    let metrics = p.wait_field("metrics listening", "addr");
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("READY=1"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    wait_ready(&metrics, 200);
+    assert_eq!(healthcheck(&metrics), 0);
+
+    p.signal("TERM");
+    p.wait_line("shutting down");
+    // at once: no wait for a drain, nor for the delay
+    assert_eq!(admin_get(&metrics, "/readyz").0, 503);
+    assert_eq!(admin_get(&metrics, "/healthz").0, 200);
+    assert_eq!(healthcheck(&metrics), 1);
+    let n = notify.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
+    // the listener still serves new connections during the delay
+    let c = TestClient::new(&site.pki.ca_pem, false);
+    assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
+    // a second SIGTERM skips the (10 minute) delay
+    p.signal("TERM");
+    p.wait_line("skipping the shutdown delay");
+    assert_eq!(p.wait_exit(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_address_fails_naming_it() {
+    let site = Site::new().await;
+    let cfg = site.write("regate.toml", &site.config("", ""));
+    let first = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
+    let addr = first.wait_field("regate listening", "addr");
+    // same TLS address, another metrics port
+    let second_cfg = site.config("", "").replacen("127.0.0.1:0", &addr, 1);
+    let cfg2 = site.write("second.toml", &second_cfg);
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg2)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (server.listen)")),
+        "{stderr}"
+    );
+    // the first one still has every connection
+    let c = TestClient::new(&site.pki.ca_pem, false);
+    for _ in 0..8 {
+        assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_users_roles_and_certificate_and_rejects_a_broken_config() {
+    let site = Site::new().await;
+    // at first: the admin holds only db_viewer, the viewer is unknown
+    site.write(
+        "users.toml",
+        &users_toml_for(&[(ADMIN.0, ADMIN.1, "db_viewer", Some(1))]),
+    );
+    let cfg = site.write("regate.toml", &site.config("", ""));
+    let p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
+    let addr = p.wait_field("regate listening", "addr");
+    let metrics = p.wait_field("metrics listening", "addr");
+    let c = TestClient::new(&site.pki.ca_pem, false);
+    let r = c.get(&url(&addr, "/v1/bdbs"), VIEWER).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.headers.contains_key("www-authenticate"),
+        "the gateway's 401"
+    );
+    let r = c
+        .call("DELETE", &url(&addr, "/v1/bdbs/1"), Some(ADMIN), &[], b"")
+        .await;
+    assert_eq!(r.status, 403);
+
+    // the admin role back, a new user, a certificate from another CA
+    site.write("users.toml", &users_toml());
+    let next = regate::pki::TestPki::generate().unwrap();
+    site.write("server.pem", &next.cert_pem);
+    site.write("server.key", &next.key_pem);
+    p.signal("HUP");
+    p.wait_line("configuration reloaded");
+    let c2 = TestClient::new(&next.ca_pem, false);
+    assert_eq!(c2.get(&url(&addr, "/v1/bdbs"), VIEWER).await.status, 200);
+    let r = c2
+        .call("DELETE", &url(&addr, "/v1/bdbs/1"), Some(ADMIN), &[], b"")
+        .await;
+    assert_eq!(r.status, 200);
+
+    // a broken config: rejected, counted, the running one keeps serving
+    site.write("regate.toml", "[server]\nlisten = 1\n");
+    p.signal("HUP");
+    p.wait_line("configuration reload rejected");
+    let (_, m) = admin_get(&metrics, "/metrics");
+    assert!(
+        m.contains("regate_config_reloads_total{result=\"failure\"} 1"),
+        "{m}"
+    );
+    assert_eq!(c2.get(&url(&addr, "/v1/bdbs"), VIEWER).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_reopens_the_audit_file_and_sigquit_stops_gracefully() {
+    let site = Site::new().await;
+    let cfg = site.write("regate.toml", &site.config("shutdown_delay = \"0s\"", ""));
+    let mut p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
+    let addr = p.wait_field("regate listening", "addr");
+    let c = TestClient::new(&site.pki.ca_pem, false);
+    assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
+    let audit = site.dir.path().join("audit.jsonl");
+    let rotated = site.dir.path().join("audit.jsonl.1");
+    wait_for(|| lines_of(&audit) == 1);
+    // what logrotate does: move the file, then signal
+    std::fs::rename(&audit, &rotated).unwrap();
+    p.signal("USR1");
+    p.wait_line("SIGUSR1: reopening the audit file");
+    assert_eq!(c.get(&url(&addr, "/v1/bdbs/1"), ADMIN).await.status, 200);
+    wait_for(|| lines_of(&audit) == 1);
+    assert_eq!(lines_of(&rotated), 1);
+
+    p.signal("QUIT");
+    p.wait_line("stopped");
+    assert_eq!(p.wait_exit(), Some(0), "SIGQUIT is a graceful stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_activation_serves_on_the_passed_socket() {
+    let site = Site::new().await;
+    let cfg = site.write("regate.toml", &site.config("", ""));
+    // a free port for systemd-socket-activate to bind
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args(["-l", &addr, BIN, "run", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null());
+    let p = Proc::from_command(cmd);
+    p.wait_line(&format!("Listening on {addr}"));
+    // the first connection starts regate (as systemd does on demand); it
+    // waits in the kernel's queue meanwhile and is served, not refused
+    let c = TestClient::new(&site.pki.ca_pem, false);
+    assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
+    let line = p.wait_line("socket activation: serving on the passed socket");
+    assert!(line.contains(&addr), "{line}");
+    let listening = p.wait_field("regate listening", "addr");
+    assert_eq!(listening, addr);
+    for _ in 0..4 {
+        assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
+    }
+}
+
+fn lines_of(p: &std::path::Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Polls a condition the writer thread makes true (30 s at most).
+fn wait_for(cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "condition never met");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
