@@ -106,11 +106,8 @@ pub async fn start_with(
     inherited: Option<std::net::TcpListener>,
 ) -> std::io::Result<Running> {
     let workers = workers.max(1);
-    for node in &config.upstream.nodes {
-        if node.scheme == http::uri::Scheme::HTTP {
-            tracing::warn!(node = %node.url, "upstream node uses plain HTTP: credentials and data cross the network unencrypted");
-        }
-    }
+    // version, revision, config, nodes, policy mode; risky settings
+    ops::startup::log_start(&config);
     let listen = config.listen;
     let (listener, inherited) = match (inherited, workers) {
         (Some(l), _) => {

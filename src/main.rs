@@ -132,7 +132,12 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // `run` logs as its config's [log] says; the other commands as text
+    let log = match &cli.command {
+        Command::Run { config } => regate::ops::logging::settings_of(&config.config),
+        _ => regate::ops::logging::LogSettings::default(),
+    };
+    regate::ops::logging::init(&log);
     match cli.command {
         Command::CheckConfig { file, config } => {
             let Some(file) = config.or(file) else {
@@ -312,19 +317,4 @@ fn run_runtime(
             ExitCode::FAILURE
         }
     }
-}
-
-/// Default log filter. rustls warns once per handshake from a client
-/// that sends an IP address as SNI (OpenSSL-based clients such as curl
-/// and wrk do): a log line per connection that any client can trigger.
-const DEFAULT_LOG: &str = "info,rustls::msgs::handshake=error";
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

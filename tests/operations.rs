@@ -10,7 +10,6 @@
 mod common;
 mod proc;
 
-use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::Duration;
 
@@ -36,28 +35,16 @@ fn healthcheck(metrics: &str) -> i32 {
 async fn sigterm_turns_readyz_503_at_once_and_serves_until_the_delay_ends() {
     let site = Site::new().await;
     let cfg = site.write("regate.toml", &site.config("shutdown_delay = \"10m\"", ""));
-    // systemd's notification socket
-    let notify_path = site.dir.path().join("notify");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(["run", "--config"])
         .arg(&cfg)
         .env("RUST_LOG", "info")
-        .env("NOTIFY_SOCKET", &notify_path)
         .stdout(std::process::Stdio::null());
     let mut p = Proc::from_command(cmd);
     let addr = p.wait_field("regate listening", "addr");
     let metrics = p.wait_field("metrics listening", "addr");
-    let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("READY=1"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    let ready = p.next_notify();
+    assert!(ready.starts_with("READY=1"), "{ready}");
     wait_ready(&metrics, 200);
     assert_eq!(healthcheck(&metrics), 0);
 
@@ -67,8 +54,8 @@ async fn sigterm_turns_readyz_503_at_once_and_serves_until_the_delay_ends() {
     assert_eq!(admin_get(&metrics, "/readyz").0, 503);
     assert_eq!(admin_get(&metrics, "/healthz").0, 200);
     assert_eq!(healthcheck(&metrics), 1);
-    let n = notify.recv(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
+    let stopping = p.next_notify();
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
     // the listener still serves new connections during the delay
     let c = TestClient::new(&site.pki.ca_pem, false);
     assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
@@ -118,6 +105,7 @@ async fn sighup_reloads_users_roles_and_certificate_and_rejects_a_broken_config(
     let p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
     let addr = p.wait_field("regate listening", "addr");
     let metrics = p.wait_field("metrics listening", "addr");
+    p.wait_ready_notify();
     let c = TestClient::new(&site.pki.ca_pem, false);
     let r = c.get(&url(&addr, "/v1/bdbs"), VIEWER).await;
     assert_eq!(r.status, 401);
@@ -162,6 +150,7 @@ async fn sigusr1_reopens_the_audit_file_and_sigquit_stops_gracefully() {
     let cfg = site.write("regate.toml", &site.config("shutdown_delay = \"0s\"", ""));
     let mut p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
     let addr = p.wait_field("regate listening", "addr");
+    p.wait_ready_notify();
     let c = TestClient::new(&site.pki.ca_pem, false);
     assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
     let audit = site.dir.path().join("audit.jsonl");
@@ -224,4 +213,78 @@ fn wait_for(cond: impl Fn() -> bool) {
         assert!(std::time::Instant::now() < deadline, "condition never met");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The JSON object of a log line (panics on a line that is not one).
+fn json_line(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_and_carry_the_start_summary_and_warnings() {
+    let site = Site::new().await;
+    let risky = site.config(
+        "trusted_proxies = [\"0.0.0.0/0\"]\nshutdown_delay = \"0s\"",
+        "[policy]\nmode = \"dry_run\"\n[log]\nformat = \"json\"\n",
+    );
+    let risky = risky.replace("[audit]\n", "[audit]\nenabled = false\n");
+    let cfg = site.write("regate.toml", &risky);
+    let mut p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], None);
+    let start = json_line(&p.wait_line("regate starting"));
+    assert_eq!(start["level"], "INFO");
+    assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
+    assert!(!start["revision"].as_str().unwrap().is_empty());
+    assert_eq!(start["config"], cfg.to_str().unwrap());
+    assert_eq!(start["nodes"], site.cluster.urls()[0].as_str());
+    assert_eq!(start["policy_mode"], "dry_run");
+    let listening = json_line(&p.wait_line("regate listening"));
+    let addr = listening["addr"].as_str().unwrap().to_string();
+    p.wait_ready_notify();
+    let c = TestClient::new(&site.pki.ca_pem, false);
+    assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(), Some(0));
+    let lines = p.seen.lock().unwrap().clone();
+    let parsed: Vec<serde_json::Value> = lines.iter().map(|l| json_line(l)).collect();
+    let warnings: Vec<&str> = parsed
+        .iter()
+        .filter(|v| v["level"] == "WARN")
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    for needle in [
+        "policy.mode = \"dry_run\"",
+        "audit.enabled = false",
+        "server.trusted_proxies covers every address",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.contains(needle)),
+            "no warning about {needle}: {warnings:?}"
+        );
+    }
+    // no credential reaches the log
+    assert!(!lines.iter().any(|l| l.contains(ADMIN.1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_applies_and_rust_log_wins_over_it() {
+    let site = Site::new().await;
+    let cfg_text = site.config(
+        "shutdown_delay = \"0s\"",
+        "[log]\nlevel = \"warn\"\n[policy]\nmode = \"dry_run\"\n",
+    );
+    let cfg = site.write("regate.toml", &cfg_text);
+    // level = "warn": the start warning, no info line
+    let mut p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], None);
+    p.wait_line("dry_run");
+    p.wait_ready_notify();
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(), Some(0));
+    let seen = p.seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|l| !l.contains(" INFO ")), "{seen:?}");
+    // RUST_LOG=info wins over level = "warn"
+    let mut p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
+    p.wait_line("regate listening");
+    p.wait_ready_notify();
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(), Some(0));
 }

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub audit: crate::audit::config::AuditConfig,
     #[serde(default)]
     pub metrics: crate::admin::MetricsConfig,
+    #[serde(default)]
+    pub log: crate::ops::logging::LogConfig,
 }
 
 /// `[server]`

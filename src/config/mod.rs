@@ -65,6 +65,8 @@ pub struct Config {
     pub rate_limit: crate::ratelimit::RateLimitSettings,
     pub audit: crate::audit::config::AuditSettings,
     pub metrics: crate::admin::MetricsSettings,
+    /// `[log]`: applied at start (`regate run` reads it before the rest).
+    pub log: crate::ops::logging::LogSettings,
 }
 
 /// The cluster nodes and how to reach them.
@@ -257,6 +259,7 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
     let rate_limit = file.rate_limit.validate().map_err(|e| errs.extend(e)).ok();
     let audit = file.audit.validate(base).map_err(|e| errs.extend(e)).ok();
     let metrics = file.metrics.validate().map_err(|e| errs.extend(e)).ok();
+    let log = file.log.validate().map_err(|e| errs.extend(e)).ok();
 
     match (
         listen, tls, upstream, timeouts, policy, auth, rate_limit, audit, metrics,
@@ -285,6 +288,7 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             rate_limit,
             audit,
             metrics,
+            log: log.unwrap_or_default(),
         }),
         _ => Err(errs),
     }

@@ -4,4 +4,6 @@
 
 pub mod activation;
 pub mod healthcheck;
+pub mod logging;
 pub mod sdnotify;
+pub mod startup;

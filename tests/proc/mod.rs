@@ -65,6 +65,8 @@ pub struct Proc {
     lines: Receiver<String>,
     /// Every stderr line read so far.
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// The `NOTIFY_SOCKET` the child reports readiness to (sd_notify).
+    notify: (tempfile::TempDir, std::os::unix::net::UnixDatagram),
 }
 
 impl Drop for Proc {
@@ -88,7 +90,14 @@ impl Proc {
         Self::from_command(cmd)
     }
 
+    /// Spawns `cmd` with stderr captured and `NOTIFY_SOCKET` set.
     pub fn from_command(mut cmd: Command) -> Proc {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        cmd.env("NOTIFY_SOCKET", &path);
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -104,6 +113,29 @@ impl Proc {
             child,
             lines: rx,
             seen,
+            notify: (dir, sock),
+        }
+    }
+
+    /// Waits for the next sd_notify message and returns it (READY=1 is
+    /// sent once the signal handlers are installed).
+    pub fn next_notify(&self) -> String {
+        let mut buf = [0u8; 512];
+        let n = self.notify.1.recv(&mut buf).unwrap_or_else(|e| {
+            panic!(
+                "no sd_notify message ({e}); stderr so far:\n{}",
+                self.seen.lock().unwrap().join("\n")
+            )
+        });
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Waits until the child has said READY=1.
+    pub fn wait_ready_notify(&self) {
+        loop {
+            if self.next_notify().starts_with("READY=1") {
+                return;
+            }
         }
     }
 
