@@ -127,7 +127,16 @@ pub async fn start_with(
     };
     let addr = listener.local_addr()?;
     let audit = if config.audit.enabled {
-        audit::AuditLog::open(config.audit.clone())?
+        audit::AuditLog::open(config.audit.clone()).map_err(|e| match &config.audit.sink {
+            audit::config::SinkSettings::File { path, .. } => std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open the audit file {} (audit.path): {e}",
+                    path.display()
+                ),
+            ),
+            _ => e,
+        })?
     } else {
         audit::AuditLog::disabled()
     };

@@ -144,7 +144,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(EX_CONFIG);
             };
             match regate::config::load(&file) {
-                Ok(_) => {
+                Ok(cfg) => {
+                    // risky but valid: said, not refused
+                    for w in regate::ops::startup::warnings(&cfg) {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
                     println!("{}: OK", file.display());
                     ExitCode::SUCCESS
                 }

@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod file;
+pub mod files;
 
 use std::fmt;
 
@@ -56,6 +57,8 @@ pub struct Config {
     /// `[server] shutdown_delay`: `/readyz` is 503 this long before the drain.
     pub shutdown_delay: Duration,
     pub tls: Arc<rustls::ServerConfig>,
+    /// Where `tls` came from, and the leaf certificate's validity.
+    pub tls_files: TlsFiles,
     pub upstream: Upstream,
     pub timeouts: Timeouts,
     pub limits: Limits,
@@ -67,6 +70,14 @@ pub struct Config {
     pub metrics: crate::admin::MetricsSettings,
     /// `[log]`: applied at start (`regate run` reads it before the rest).
     pub log: crate::ops::logging::LogSettings,
+}
+
+/// The `[tls]` files, resolved, and the leaf certificate's dates.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub validity: Option<files::Validity>,
 }
 
 /// The cluster nodes and how to reach them.
@@ -121,7 +132,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         )]
     })?;
     let file: FileConfig = toml::from_str(&text).map_err(|e| vec![toml_error(&text, &e)])?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // relative paths inside resolve against the file's directory, however
+    // the path to it was written (`regate.toml`, `./regate.toml`, `../x/r.toml`)
+    let base = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
     validate(file, path, &base)
 }
 
@@ -214,6 +230,7 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
         }
     };
 
+    let mut tls_files = TlsFiles::default();
     let tls = match &file.tls {
         None => {
             errs.push(ConfigError::new(
@@ -223,9 +240,23 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             None
         }
         Some(t) => {
-            crate::server::tls::server_config(&resolve(base, &t.cert), &resolve(base, &t.key))
+            tls_files.cert = resolve(base, &t.cert);
+            tls_files.key = resolve(base, &t.key);
+            let built = crate::server::tls::server_config(&tls_files.cert, &tls_files.key)
                 .map_err(|e| errs.push(e))
-                .ok()
+                .ok();
+            if built.is_some() {
+                // the leaf's dates: expired or not yet valid is an error
+                tls_files.validity = crate::server::tls::load_certs(&tls_files.cert, "tls.cert")
+                    .ok()
+                    .and_then(|chain| chain.first().and_then(|c| files::validity(c)));
+                if let Some(v) = tls_files.validity {
+                    if let Err(e) = files::check_validity(v, files::now_unix(), &tls_files.cert) {
+                        errs.push(e);
+                    }
+                }
+            }
+            built
         }
     };
 
@@ -256,8 +287,26 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
         }
         None => None,
     };
+    if let Some(p) = &policy {
+        // a mistyped role would silently never apply
+        for name in file.rate_limit.roles.keys() {
+            if !p.has_role(name) {
+                errs.push(ConfigError::new(
+                    format!("rate_limit.roles.{name}"),
+                    format!("`{name}` is not a built-in role nor a [[roles]] name"),
+                ));
+            }
+        }
+    }
     let rate_limit = file.rate_limit.validate().map_err(|e| errs.extend(e)).ok();
     let audit = file.audit.validate(base).map_err(|e| errs.extend(e)).ok();
+    if let Some(a) = audit.as_ref().filter(|a| a.enabled) {
+        if let crate::audit::config::SinkSettings::File { path, .. } = &a.sink {
+            if let Err(e) = files::check_audit_writable(path) {
+                errs.push(e);
+            }
+        }
+    }
     let metrics = file.metrics.validate().map_err(|e| errs.extend(e)).ok();
     let log = file.log.validate().map_err(|e| errs.extend(e)).ok();
 
@@ -280,6 +329,7 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             trusted_proxies: TrustedProxies::new(proxies),
             shutdown_delay: shutdown_delay.unwrap_or_default(),
             tls,
+            tls_files,
             upstream,
             timeouts,
             limits,
@@ -415,15 +465,24 @@ fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Opt
             None
         }
     };
+    // every key is checked (all problems reported), then assembled
+    let tls_handshake = get("tls_handshake", &t.tls_handshake);
+    let request_header = get("request_header", &t.request_header);
+    let request_body = get("request_body", &t.request_body);
+    let idle = get("idle", &t.idle);
+    let upstream_connect = get("upstream_connect", &t.upstream_connect);
+    let upstream_response = get("upstream_response", &t.upstream_response);
+    let upstream_body = get("upstream_body", &t.upstream_body);
+    let drain = get("drain", &t.drain);
     Some(Timeouts {
-        tls_handshake: get("tls_handshake", &t.tls_handshake)?,
-        request_header: get("request_header", &t.request_header)?,
-        request_body: get("request_body", &t.request_body)?,
-        idle: get("idle", &t.idle)?,
-        upstream_connect: get("upstream_connect", &t.upstream_connect)?,
-        upstream_response: get("upstream_response", &t.upstream_response)?,
-        upstream_body: get("upstream_body", &t.upstream_body)?,
-        drain: get("drain", &t.drain)?,
+        tls_handshake: tls_handshake?,
+        request_header: request_header?,
+        request_body: request_body?,
+        idle: idle?,
+        upstream_connect: upstream_connect?,
+        upstream_response: upstream_response?,
+        upstream_body: upstream_body?,
+        drain: drain?,
     })
 }
 

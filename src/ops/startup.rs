@@ -27,6 +27,15 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             dry.join(", ")
         ));
     }
+    let tls = &cfg.tls_files;
+    if let Some(w) = tls.validity.and_then(|v| {
+        crate::config::files::expiry_warning(v, crate::config::files::now_unix(), &tls.cert)
+    }) {
+        out.push(w);
+    }
+    if let Some(w) = crate::config::files::key_permission_warning(&tls.key) {
+        out.push(w);
+    }
     if !cfg.audit.enabled {
         out.push("audit.enabled = false: requests leave no audit record".to_string());
     }
