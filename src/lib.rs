@@ -328,6 +328,9 @@ async fn sync_gauges(gw: std::sync::Weak<Gateway>) {
         for (i, node) in snap.config.upstream.nodes.iter().enumerate() {
             m.set_node_up(&node.url, snap.balancer.is_up(i));
         }
+        if let Some(v) = snap.config.tls_files.validity {
+            m.ops.set_cert_not_after(v.not_after);
+        }
     }
 }
 

@@ -41,7 +41,7 @@ async fn serves_metrics_health_and_readiness() {
     let (status, body) = get(addr, "GET", "/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("text/plain; version=0.0.4"));
-    assert!(body.contains("regate_build_info{version="));
+    assert!(body.contains("regate_build_info{revision="));
     assert_eq!(get(addr, "GET", "/healthz").await.0, 200);
     assert_eq!(get(addr, "GET", "/readyz").await.0, 503);
     is_ready.store(true, Ordering::Relaxed);

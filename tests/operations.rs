@@ -288,3 +288,43 @@ async fn log_level_applies_and_rust_log_wins_over_it() {
     p.signal("TERM");
     assert_eq!(p.wait_exit(), Some(0));
 }
+
+#[tokio::test]
+async fn an_idle_scrape_has_process_series_zeroed_alert_counters_and_the_certificate_expiry() {
+    let w = World::start().await;
+    let m = w.gateway.gateway.metrics.render();
+    for needle in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+        "regate_config_reloads_total{result=\"failure\"} 0",
+        "regate_config_reloads_total{result=\"success\"} 0",
+        "regate_connections_refused_total{reason=\"max_connections\"} 0",
+        "regate_connections_refused_total{reason=\"max_connections_per_ip\"} 0",
+        "regate_audit_write_failures_total 0",
+        "regate_tls_handshake_failures_total 0",
+    ] {
+        assert!(m.contains(needle), "`{needle}` missing:\n{m}");
+    }
+    let build = format!(
+        "regate_build_info{{revision=\"{}\",version=\"{}\"}} 1",
+        regate::ops::startup::REVISION,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(m.contains(&build), "`{build}` missing");
+    // the gauge is filled by the once-a-second sync: wait for it, then
+    // compare with the served certificate's notAfter
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(w.pki.cert_pem.as_bytes()).unwrap();
+    let want = regate::config::files::validity(&der).unwrap().not_after;
+    let line = format!("regate_tls_cert_not_after_seconds {want}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !w.gateway.gateway.metrics.render().contains(&line) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{line}` never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 
 use crate::gateway::Gateway;
+use crate::metrics::ops::Refusal;
 
 /// Open-connection accounting.
 pub struct ConnTracker {
@@ -36,25 +37,26 @@ impl ConnTracker {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Admits a connection from `ip` if both caps allow it.
+    /// Admits a connection from `ip` if both caps allow it, else says
+    /// which cap refused it.
     fn try_admit(
         self: &Arc<Self>,
         ip: IpAddr,
         max_total: usize,
         max_per_ip: usize,
-    ) -> Option<ConnGuard> {
+    ) -> Result<ConnGuard, Refusal> {
         let ip = crate::net::canonical(ip);
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.total.load(Ordering::Relaxed) >= max_total {
-            return None;
+            return Err(Refusal::MaxConnections);
         }
         let n = per_ip.entry(ip).or_insert(0);
         if *n >= max_per_ip {
-            return None;
+            return Err(Refusal::MaxConnectionsPerIp);
         }
         *n += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
-        Some(ConnGuard {
+        Ok(ConnGuard {
             tracker: self.clone(),
             ip,
         })
@@ -175,6 +177,7 @@ pub async fn serve(
     let (drain_tx, drain_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
+    let mut refusals = RefusalLog::default();
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
@@ -184,14 +187,19 @@ pub async fn serve(
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(10);
                 let limits = gw.current().config.limits;
-                let Some(guard) = tracker.try_admit(
+                let guard = match tracker.try_admit(
                     peer.ip(),
                     limits.max_connections,
                     limits.max_connections_per_ip,
-                ) else {
-                    gw.observer.conn_refused();
-                    drop(tcp);
-                    continue;
+                ) {
+                    Ok(g) => g,
+                    Err(why) => {
+                        gw.observer.conn_refused();
+                        gw.metrics.ops.connection_refused(why);
+                        refusals.note(why, &limits, worker);
+                        drop(tcp);
+                        continue;
+                    }
                 };
                 tune(&tcp);
                 tokio::spawn(super::conn::serve(
@@ -226,6 +234,47 @@ pub async fn serve(
             open = tracker.open(),
             "drain timeout reached; closing remaining connections"
         );
+    }
+}
+
+/// Logs connection-cap refusals at most once per [`RefusalLog::EVERY`]
+/// per accept loop, with the count since the last line (a flood of
+/// refused connections must not become a flood of log lines).
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, why: Refusal, limits: &crate::config::Limits, worker: usize) {
+        self.unlogged += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            return;
+        }
+        let (key, cap) = match why {
+            Refusal::MaxConnections => ("limits.max_connections", limits.max_connections),
+            Refusal::MaxConnectionsPerIp => (
+                "limits.max_connections_per_ip",
+                limits.max_connections_per_ip,
+            ),
+        };
+        tracing::warn!(
+            reason = why.as_str(),
+            limit = key,
+            cap,
+            refused = self.unlogged,
+            worker,
+            "connections refused at accept: {key} ({cap}) reached (logged at most every 10s)"
+        );
+        self.last = Some(now);
+        self.unlogged = 0;
     }
 }
 
