@@ -111,6 +111,26 @@ stop = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M).group(1))
 check(stop > 5 + 30, f"TimeoutStopSec={stop} does not cover shutdown_delay 5s + drain 30s")
 check("RestartPreventExitStatus=78" in unit, "RestartPreventExitStatus is not EX_CONFIG (78)")
 
+# alerts: each has a runbook section, a runbook_url to it, and a firing test
+rules = yaml.safe_load(open("deploy/prometheus/regate.rules.yml"))
+tests = yaml.safe_load(open("deploy/prometheus/regate.rules.test.yml"))
+runbook = open("deploy/prometheus/RUNBOOK.md").read()
+firing = {
+    case["alertname"]
+    for t in tests["tests"]
+    for case in t.get("alert_rule_test", [])
+    if case.get("exp_alerts")
+}
+for group in rules["groups"]:
+    for rule in group["rules"]:
+        name = rule.get("alert")
+        if not name:
+            continue
+        url = rule.get("annotations", {}).get("runbook_url", "")
+        check(url.endswith("RUNBOOK.md#" + name.lower()), f"{name}: runbook_url {url!r}")
+        check(f"\n## {name}\n" in runbook, f"{name}: no section in RUNBOOK.md")
+        check(name in firing, f"{name}: no promtool test where it fires")
+
 if problems:
     for p in problems:
         print(f"deploy_refs: {p}", file=sys.stderr)
