@@ -1,0 +1,164 @@
+//! A restart under systemd socket activation refuses no connection: the
+//! listening socket belongs to the service manager (here, this test), the
+//! old process stops, requests keep arriving (they wait in the kernel's
+//! accept queue while no regate runs), the new process starts on the same
+//! socket and serves them. This is `systemctl restart regate` with
+//! `regate.socket`. Its own test binary: the socket is made inheritable,
+//! which no other test's children should see.
+
+mod common;
+mod proc;
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use proc::*;
+
+/// `regate run` with `listener` as fd 3 and LISTEN_FDS/LISTEN_PID set, as
+/// systemd starts a socket-activated service (`bash` execs regate, so `$$`
+/// is regate's pid).
+fn activated(listener: &std::net::TcpListener, cfg: &std::path::Path) -> Proc {
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("bash");
+    cmd.args([
+        "-c",
+        &format!("exec 3<&{fd}; LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" run --config \"$1\""),
+        BIN,
+    ])
+    .arg(cfg)
+    .env("RUST_LOG", "info")
+    .stdout(std::process::Stdio::null());
+    Proc::from_command(cmd)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_on_an_activated_socket_refuses_no_connection() {
+    let site = Site::new().await;
+    // no rate limit: the clients below run flat out from one address
+    let cfg = site.write(
+        "regate.toml",
+        &site.config("shutdown_delay = \"0s\"", "[rate_limit]\nenabled = false\n"),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // inheritable, like the socket systemd passes
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("https://localhost:{port}/v1/bdbs");
+
+    let mut old = activated(&listener, &cfg);
+    old.wait_ready_notify();
+
+    // clients on fresh connections, without pause, through the restart
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut loops = Vec::new();
+    for _ in 0..3 {
+        let (stop, started, served, failures) = (
+            stop.clone(),
+            started.clone(),
+            served.clone(),
+            failures.clone(),
+        );
+        let (ca, url) = (site.pki.ca_pem.clone(), url.clone());
+        loops.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let client = TestClient::new(&ca, false);
+                let req = http::Request::get(&url)
+                    .header("authorization", basic(ADMIN.0, ADMIN.1))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                started.fetch_add(1, Ordering::SeqCst);
+                match client.raw_request(req).await {
+                    Ok(r) if r.status() == 200 => {
+                        served.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", r.status())),
+                    Err(e) => failures.lock().unwrap().push(e),
+                }
+            }
+        }));
+    }
+    wait_until("30 served by the old process", || {
+        served.load(Ordering::SeqCst) >= 30
+    })
+    .await;
+
+    // stop the old process (as systemd does on restart)
+    old.signal("TERM");
+    let code = tokio::task::spawn_blocking(move || old.wait_exit())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    // with no regate running, new connections are made: the kernel queues
+    // them (the socket stays open) instead of refusing them; their TLS
+    // handshake and request wait for the next process
+    let addr = listener.local_addr().unwrap();
+    let mut gap = Vec::new();
+    for _ in 0..3 {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let ca = site.pki.ca_pem.clone();
+        gap.push(tokio::spawn(async move {
+            let tls = Arc::new(client_tls(&ca, &[b"http/1.1"]));
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            let req = format!(
+                "GET /v1/bdbs HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+                basic(ADMIN.0, ADMIN.1)
+            );
+            let (resp, _) = raw_exchange(&mut tls, req.as_bytes(), Duration::from_secs(60)).await;
+            statuses(&resp)
+        }));
+    }
+
+    let new = activated(&listener, &cfg);
+    let line = new.wait_line("socket activation: serving on the passed socket");
+    assert!(line.contains(&port.to_string()), "{line}");
+    new.wait_ready_notify();
+    let after = served.load(Ordering::SeqCst);
+    wait_until("30 served by the new process", || {
+        served.load(Ordering::SeqCst) >= after + 30
+    })
+    .await;
+    for t in gap {
+        assert_eq!(t.await.unwrap(), [200], "a connection made in the gap");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed across the restart: {:?}",
+        failures.len(),
+        started.load(Ordering::SeqCst),
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        started.load(Ordering::SeqCst)
+    );
+}
+
+/// Polls a counter the load loops advance (60 s at most).
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
