@@ -88,6 +88,23 @@ drain = seconds(cfg.get("timeouts", {}).get("drain", "30s"))
 grace = pod["spec"]["terminationGracePeriodSeconds"]
 check(grace > delay + drain, f"terminationGracePeriodSeconds {grace} <= shutdown_delay + drain ({delay + drain})")
 
+# regate itself reads the ConfigMap's config: the only problems allowed
+# are the files that exist only inside the pod
+import subprocess
+import tempfile
+
+with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "regate.toml")
+    with open(path, "w") as f:
+        f.write(cm["data"]["regate.toml"])
+    out = subprocess.run([sys.argv[1], "check-config", path], capture_output=True, text=True,
+                         env={**os.environ, "RUST_LOG": "error"})
+    mounted_only = ("tls.cert:", "tls.key:", "upstream.ca:", "auth.users:")
+    for line in out.stderr.splitlines():
+        problem = line.split(": ", 1)[1] if ": " in line else line
+        check(problem.startswith(mounted_only), f"ConfigMap regate.toml: {problem}")
+    check(out.returncode in (0, 78), f"check-config exited {out.returncode}")
+
 # every file the config names is mounted, from a key its Secret has
 mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
 vols = {v["name"]: v for v in pod["spec"]["volumes"]}
