@@ -111,26 +111,10 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A UTC date for messages: `2026-12-06T01:02:03Z`.
+/// A UTC date for messages: `2026-12-06T01:02:03Z` (before 1970: 1970).
 pub fn format_unix(t: i64) -> String {
-    let days = t.div_euclid(86400);
-    let secs = t.rem_euclid(86400);
-    // civil_from_days (H. Hinnant)
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let at = UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
+    crate::audit::time::rfc3339_micros(at).replace(".000000Z", "Z")
 }
 
 /// The leaf certificate's validity against `now`: an error when it has
