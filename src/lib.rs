@@ -203,6 +203,7 @@ pub async fn start_with(
         None => None,
     };
     tokio::spawn(sync_gauges(Arc::downgrade(&gateway)));
+    tokio::spawn(ops::cert_watch::watch(Arc::downgrade(&gateway)));
 
     let gw = gateway.clone();
     let conns = connections.clone();

@@ -101,7 +101,8 @@ async fn sighup_reloads_users_roles_and_certificate_and_rejects_a_broken_config(
         "users.toml",
         &users_toml_for(&[(ADMIN.0, ADMIN.1, "db_viewer", Some(1))]),
     );
-    let cfg = site.write("regate.toml", &site.config("", ""));
+    // no file watching here: only the signals reload
+    let cfg = site.write("regate.toml", &unwatched(&site.config("", "")));
     let p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
     let addr = p.wait_field("regate listening", "addr");
     let metrics = p.wait_field("metrics listening", "addr");
@@ -327,4 +328,38 @@ async fn an_idle_scrape_has_process_series_zeroed_alert_counters_and_the_certifi
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn unwatched(cfg: &str) -> String {
+    cfg.replace(
+        "key = \"server.key\"\n",
+        "key = \"server.key\"\nwatch_interval = \"0s\"\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_signal_and_a_broken_one_is_not() {
+    let site = Site::new().await;
+    let cfg = site.config("", "").replace(
+        "key = \"server.key\"\n",
+        "key = \"server.key\"\nwatch_interval = \"100ms\"\n",
+    );
+    let cfg = site.write("regate.toml", &cfg);
+    let p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
+    let addr = p.wait_field("regate listening", "addr");
+    p.wait_ready_notify();
+    // as an ACME client or cert-manager renews: new files, no signal
+    let next = regate::pki::TestPki::generate().unwrap();
+    site.write("server.pem", &next.cert_pem);
+    site.write("server.key", &next.key_pem);
+    p.wait_line("TLS files changed: reloading");
+    p.wait_line("configuration reloaded");
+    let c = TestClient::new(&next.ca_pem, false);
+    assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
+    // a broken certificate: rejected, the renewed one keeps serving
+    site.write("server.pem", "not a certificate\n");
+    p.wait_line("TLS files changed: reloading");
+    p.wait_line("configuration reload rejected");
+    let c = TestClient::new(&next.ca_pem, false);
+    assert_eq!(c.get(&url(&addr, "/v1/bdbs"), ADMIN).await.status, 200);
 }

@@ -78,6 +78,14 @@ pub struct TlsFile {
     pub cert: String,
     /// PEM private key: PKCS#8, SEC1 or RSA.
     pub key: String,
+    /// How often `cert` and `key` are checked for changes (a renewed
+    /// certificate is then loaded as by a reload); "0s" turns it off.
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval: String,
+}
+
+fn default_watch_interval() -> String {
+    "5s".to_string()
 }
 
 /// `[upstream]`

@@ -78,6 +78,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub validity: Option<files::Validity>,
+    /// `[tls] watch_interval`; zero: not watched.
+    pub watch_interval: Duration,
 }
 
 /// The cluster nodes and how to reach them.
@@ -242,6 +244,10 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
         Some(t) => {
             tls_files.cert = resolve(base, &t.cert);
             tls_files.key = resolve(base, &t.key);
+            match parse_duration(&t.watch_interval) {
+                Ok(d) => tls_files.watch_interval = d,
+                Err(e) => errs.push(ConfigError::new("tls.watch_interval", e)),
+            }
             let built = crate::server::tls::server_config(&tls_files.cert, &tls_files.key)
                 .map_err(|e| errs.push(e))
                 .ok();

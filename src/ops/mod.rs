@@ -3,6 +3,7 @@
 //! activation, and the start-up summary and warnings.
 
 pub mod activation;
+pub mod cert_watch;
 pub mod healthcheck;
 pub mod logging;
 pub mod sdnotify;
