@@ -203,7 +203,7 @@ pub async fn start_with(
         None => None,
     };
     tokio::spawn(sync_gauges(Arc::downgrade(&gateway)));
-    tokio::spawn(ops::cert_watch::watch(Arc::downgrade(&gateway)));
+    ops::cert_watch::spawn(&gateway);
 
     let gw = gateway.clone();
     let conns = connections.clone();

@@ -17,6 +17,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit code for an invalid configuration (sysexits' EX_CONFIG). The
 /// systemd unit lists it in `RestartPreventExitStatus`.
 const EX_CONFIG: u8 = 78;
+/// Exit code for a command line that names something that does not exist
+/// (sysexits' EX_USAGE), e.g. `explain --user` with an unknown user.
+const EX_USAGE: u8 = 64;
 
 /// `--version`: the crate version and the git revision it was built from.
 const VERSION: &str = concat!(
@@ -278,7 +281,7 @@ fn explain(config: &Path, user: &str, role: Option<&str>, method: &str, path: &s
                 Some(r) => r,
                 None => {
                     eprintln!("regate: user `{user}` is not in the users file (use --role for the cluster source)");
-                    return ExitCode::from(EX_CONFIG);
+                    return ExitCode::from(EX_USAGE);
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! counted like any reload, and the running certificate stays.
 
 use std::path::{Path, PathBuf};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use crate::gateway::Gateway;
@@ -25,9 +25,20 @@ fn stamp(path: &Path) -> Stamp {
     Some((m.dev(), m.ino(), m.len(), m.modified().ok()))
 }
 
-/// Runs until the gateway is dropped.
-pub async fn watch(gw: Weak<Gateway>) {
-    let mut last: Option<(PathBuf, PathBuf, [Stamp; 2])> = None;
+/// Starts watching the files of `gw`'s current config; the task ends when
+/// the gateway is dropped. The baseline is read here, before returning, so
+/// that a change made right after the start is seen.
+pub fn spawn(gw: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    let last = {
+        let snap = gw.current();
+        let t = &snap.config.tls_files;
+        let now = [stamp(&t.cert), stamp(&t.key)];
+        (t.cert.clone(), t.key.clone(), now)
+    };
+    tokio::spawn(watch(Arc::downgrade(gw), Some(last)))
+}
+
+async fn watch(gw: Weak<Gateway>, mut last: Option<(PathBuf, PathBuf, [Stamp; 2])>) {
     let mut pending: Option<[Stamp; 2]> = None;
     loop {
         let (cert, key, every) = {
