@@ -1,3 +1,5 @@
+//! Restarts and reloads under continuous load fail no request.
+//!
 //! A restart under systemd socket activation refuses no connection: the
 //! listening socket belongs to the service manager (here, this test), the
 //! old process stops, requests keep arriving (they wait in the kernel's
@@ -5,6 +7,10 @@
 //! socket and serves them. This is `systemctl restart regate` with
 //! `regate.socket`. Its own test binary: the socket is made inheritable,
 //! which no other test's children should see.
+//!
+//! SIGHUP reloads with a new certificate, a new user and a changed role
+//! while HTTP/1.1 and HTTP/2 clients send without pause on kept-alive
+//! connections: every request is answered 200.
 
 mod common;
 mod proc;
@@ -161,4 +167,118 @@ async fn wait_until(what: &str, cond: impl Fn() -> bool) {
         assert!(std::time::Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reloads_under_load_fail_no_request() {
+    let site = Site::new().await;
+    let unwatched = |c: String| {
+        c.replace(
+            "key = \"server.key\"\n",
+            "key = \"server.key\"\nwatch_interval = \"0s\"\n",
+        )
+    };
+    let cfg = site.write(
+        "regate.toml",
+        &unwatched(site.config("", "[rate_limit]\nenabled = false\n")),
+    );
+    let p = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
+    let addr = p.wait_field("regate listening", "addr");
+    p.wait_ready_notify();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let url = format!("https://localhost:{port}/v1/bdbs");
+    // the clients trust the first CA and the one the reload brings
+    let next = regate::pki::TestPki::generate().unwrap();
+    let both = format!("{}{}", site.pki.ca_pem, next.ca_pem);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut loops = Vec::new();
+    for h2 in [false, false, true, true] {
+        let (stop, served, failures) = (stop.clone(), served.clone(), failures.clone());
+        let (client, url) = (TestClient::new(&both, h2), url.clone());
+        loops.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let req = http::Request::get(&url)
+                    .header("authorization", basic(ADMIN.0, ADMIN.1))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                match client.raw_request(req).await {
+                    Ok(r) if r.status() == 200 => {
+                        served.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", r.status())),
+                    Err(e) => failures.lock().unwrap().push(e),
+                }
+            }
+        }));
+    }
+    let c = TestClient::new(&both, false);
+    let r = c
+        .call("DELETE", &format!("{url}/1"), Some(VIEWER), &[], b"")
+        .await;
+    assert_eq!(r.status, 403);
+    let mark = served.load(Ordering::SeqCst);
+    wait_until("50 served before the reloads", || {
+        served.load(Ordering::SeqCst) >= mark + 50
+    })
+    .await;
+
+    // 1: a certificate from another CA
+    site.write("server.pem", &next.cert_pem);
+    site.write("server.key", &next.key_pem);
+    p.signal("HUP");
+    p.wait_line("configuration reloaded");
+    let mark = served.load(Ordering::SeqCst);
+    wait_until("50 served after reload 1", || {
+        served.load(Ordering::SeqCst) >= mark + 50
+    })
+    .await;
+    // 2: a new user, and the viewer becomes an admin
+    let carol = ("carol@redis.local", "carol-pass-1");
+    site.write(
+        "users.toml",
+        &users_toml_for(&[
+            (ADMIN.0, ADMIN.1, "admin", Some(1)),
+            (VIEWER.0, VIEWER.1, "admin", Some(2)),
+            (carol.0, carol.1, "db_viewer", None),
+        ]),
+    );
+    p.signal("HUP");
+    p.wait_line("configuration reloaded");
+    let mark = served.load(Ordering::SeqCst);
+    wait_until("50 served after reload 2", || {
+        served.load(Ordering::SeqCst) >= mark + 50
+    })
+    .await;
+    let r = c
+        .call("DELETE", &format!("{url}/1"), Some(VIEWER), &[], b"")
+        .await;
+    assert_eq!(r.status, 200, "the changed role applies");
+    let r = c.get(&url, carol).await;
+    assert_eq!(
+        r.status, 401,
+        "the gateway knows carol; the simulated node does not"
+    );
+    assert_eq!(
+        r.json()["description"],
+        "Authentication required",
+        "the node's 401, not the gateway's"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed across the reloads: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
 }
