@@ -150,8 +150,14 @@ fn an_audit_directory_the_user_cannot_write_is_an_error() {
             chmod(&dir.path().join(f), 0o644);
         }
         chmod(&logs, 0o755);
+        // a copy of the binary the service user can reach (the build
+        // directory may sit below a directory only root may enter)
+        let bin = dir.path().join("regate");
+        std::fs::copy(BIN, &bin).unwrap();
+        chmod(&bin, 0o755);
         let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
             .args(["check-config", "regate.toml"])
             .current_dir(dir.path())
             .env("RUST_LOG", "error")
