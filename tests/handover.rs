@@ -61,44 +61,8 @@ async fn a_restart_on_an_activated_socket_refuses_no_connection() {
     old.wait_ready_notify();
 
     // clients on fresh connections, without pause, through the restart
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicUsize::new(0));
-    let served = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mut loops = Vec::new();
-    for _ in 0..3 {
-        let (stop, started, served, failures) = (
-            stop.clone(),
-            started.clone(),
-            served.clone(),
-            failures.clone(),
-        );
-        let (ca, url) = (site.pki.ca_pem.clone(), url.clone());
-        loops.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let client = TestClient::new(&ca, false);
-                let req = http::Request::get(&url)
-                    .header("authorization", basic(ADMIN.0, ADMIN.1))
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                started.fetch_add(1, Ordering::SeqCst);
-                match client.raw_request(req).await {
-                    Ok(r) if r.status() == 200 => {
-                        served.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(r) => failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("status {}", r.status())),
-                    Err(e) => failures.lock().unwrap().push(e),
-                }
-            }
-        }));
-    }
-    wait_until("30 served by the old process", || {
-        served.load(Ordering::SeqCst) >= 30
-    })
-    .await;
+    let load = Load::start(&site.pki.ca_pem, &url, &[false, false, false], true);
+    load.more_served("30 served by the old process", 30).await;
 
     // stop the old process (as systemd does on restart)
     old.signal("TERM");
@@ -134,30 +98,96 @@ async fn a_restart_on_an_activated_socket_refuses_no_connection() {
     let line = new.wait_line("socket activation: serving on the passed socket");
     assert!(line.contains(&port.to_string()), "{line}");
     new.wait_ready_notify();
-    let after = served.load(Ordering::SeqCst);
-    wait_until("30 served by the new process", || {
-        served.load(Ordering::SeqCst) >= after + 30
-    })
-    .await;
+    load.more_served("30 served by the new process", 30).await;
     for t in gap {
         assert_eq!(t.await.unwrap(), [200], "a connection made in the gap");
     }
-    stop.store(true, Ordering::Relaxed);
-    for l in loops {
-        l.await.unwrap();
-    }
-    let failures = failures.lock().unwrap();
+    let (started, served, failures) = load.finish().await;
     assert!(
         failures.is_empty(),
-        "{} of {} requests failed across the restart: {:?}",
+        "{} of {started} requests failed across the restart: {:?}",
         failures.len(),
-        started.load(Ordering::SeqCst),
         &failures[..failures.len().min(5)]
     );
-    assert_eq!(
-        served.load(Ordering::SeqCst),
-        started.load(Ordering::SeqCst)
-    );
+    assert_eq!(served, started);
+}
+
+/// Clients sending `GET url` as the admin without pause, one task each,
+/// counting requests started, answered 200, and anything else.
+struct Load {
+    stop: Arc<AtomicBool>,
+    started: Arc<AtomicUsize>,
+    served: Arc<AtomicUsize>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// One task per entry of `h2` (true: HTTP/2); `fresh`: a new
+    /// connection for every request, else one kept-alive client per task.
+    fn start(ca: &str, url: &str, h2: &[bool], fresh: bool) -> Load {
+        let load = Load {
+            stop: Arc::new(AtomicBool::new(false)),
+            started: Arc::new(AtomicUsize::new(0)),
+            served: Arc::new(AtomicUsize::new(0)),
+            failures: Arc::new(std::sync::Mutex::new(Vec::new())),
+            tasks: Vec::new(),
+        };
+        let mut tasks = Vec::new();
+        for &h2 in h2 {
+            let (stop, started, served, failures) = (
+                load.stop.clone(),
+                load.started.clone(),
+                load.served.clone(),
+                load.failures.clone(),
+            );
+            let (ca, url) = (ca.to_string(), url.to_string());
+            tasks.push(tokio::spawn(async move {
+                let mut client = TestClient::new(&ca, h2);
+                while !stop.load(Ordering::Relaxed) {
+                    if fresh {
+                        client = TestClient::new(&ca, h2);
+                    }
+                    let req = http::Request::get(&url)
+                        .header("authorization", basic(ADMIN.0, ADMIN.1))
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    started.fetch_add(1, Ordering::SeqCst);
+                    match client.raw_request(req).await {
+                        Ok(r) if r.status() == 200 => {
+                            served.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(r) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {}", r.status())),
+                        Err(e) => failures.lock().unwrap().push(e),
+                    }
+                }
+            }));
+        }
+        Load { tasks, ..load }
+    }
+
+    /// Waits until `n` more requests have been answered 200.
+    async fn more_served(&self, what: &str, n: usize) {
+        let target = self.served.load(Ordering::SeqCst) + n;
+        wait_until(what, || self.served.load(Ordering::SeqCst) >= target).await;
+    }
+
+    /// Stops the clients: (requests started, answered 200, failures).
+    async fn finish(self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        (
+            self.started.load(Ordering::SeqCst),
+            self.served.load(Ordering::SeqCst),
+            failures,
+        )
+    }
 }
 
 /// Polls a counter the load loops advance (60 s at most).
@@ -191,53 +221,21 @@ async fn reloads_under_load_fail_no_request() {
     let next = regate::pki::TestPki::generate().unwrap();
     let both = format!("{}{}", site.pki.ca_pem, next.ca_pem);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let served = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mut loops = Vec::new();
-    for h2 in [false, false, true, true] {
-        let (stop, served, failures) = (stop.clone(), served.clone(), failures.clone());
-        let (client, url) = (TestClient::new(&both, h2), url.clone());
-        loops.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let req = http::Request::get(&url)
-                    .header("authorization", basic(ADMIN.0, ADMIN.1))
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                match client.raw_request(req).await {
-                    Ok(r) if r.status() == 200 => {
-                        served.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(r) => failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("status {}", r.status())),
-                    Err(e) => failures.lock().unwrap().push(e),
-                }
-            }
-        }));
-    }
+    // HTTP/1.1 and HTTP/2 clients on kept-alive connections
+    let load = Load::start(&both, &url, &[false, false, true, true], false);
     let c = TestClient::new(&both, false);
     let r = c
         .call("DELETE", &format!("{url}/1"), Some(VIEWER), &[], b"")
         .await;
     assert_eq!(r.status, 403);
-    let mark = served.load(Ordering::SeqCst);
-    wait_until("50 served before the reloads", || {
-        served.load(Ordering::SeqCst) >= mark + 50
-    })
-    .await;
+    load.more_served("50 served before the reloads", 50).await;
 
     // 1: a certificate from another CA
     site.write("server.pem", &next.cert_pem);
     site.write("server.key", &next.key_pem);
     p.signal("HUP");
     p.wait_line("configuration reloaded");
-    let mark = served.load(Ordering::SeqCst);
-    wait_until("50 served after reload 1", || {
-        served.load(Ordering::SeqCst) >= mark + 50
-    })
-    .await;
+    load.more_served("50 served after reload 1", 50).await;
     // 2: a new user, and the viewer becomes an admin
     let carol = ("carol@redis.local", "carol-pass-1");
     site.write(
@@ -250,11 +248,7 @@ async fn reloads_under_load_fail_no_request() {
     );
     p.signal("HUP");
     p.wait_line("configuration reloaded");
-    let mark = served.load(Ordering::SeqCst);
-    wait_until("50 served after reload 2", || {
-        served.load(Ordering::SeqCst) >= mark + 50
-    })
-    .await;
+    load.more_served("50 served after reload 2", 50).await;
     let r = c
         .call("DELETE", &format!("{url}/1"), Some(VIEWER), &[], b"")
         .await;
@@ -270,11 +264,7 @@ async fn reloads_under_load_fail_no_request() {
         "the node's 401, not the gateway's"
     );
 
-    stop.store(true, Ordering::Relaxed);
-    for l in loops {
-        l.await.unwrap();
-    }
-    let failures = failures.lock().unwrap();
+    let (_, _, failures) = load.finish().await;
     assert!(
         failures.is_empty(),
         "{} requests failed across the reloads: {:?}",
