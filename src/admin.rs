@@ -149,17 +149,59 @@ fn respond<B>(req: &Request<B>, metrics: &Metrics, ready: &Ready) -> Response<Fu
     }
     match path {
         "/metrics" => {
-            let mut resp = Response::new(Full::new(Bytes::from(metrics.render())));
-            resp.headers_mut().insert(
+            let body = metrics.render();
+            let gzip = accepts_gzip(req.headers());
+            let body = match gzip.then(|| gzip_bytes(body.as_bytes())).flatten() {
+                Some(z) => z,
+                None => Bytes::from(body),
+            };
+            let mut resp = Response::new(Full::new(body));
+            let h = resp.headers_mut();
+            h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
+            h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            if gzip {
+                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             resp
         }
         "/readyz" if ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         _ => text(StatusCode::OK, "ok\n"),
     }
+}
+
+/// True when `Accept-Encoding` lists `gzip` (or `*`) without `q=0`, as
+/// Prometheus sends it: the exposition shrinks about tenfold.
+fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// The gzip stream of `data` (fast level: a scrape is compressed each time).
+fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 8),
+        flate2::Compression::fast(),
+    );
+    z.write_all(data).ok()?;
+    z.finish().ok().map(Bytes::from)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -185,5 +227,20 @@ mod tests {
         let bad: MetricsConfig = toml::from_str("listen = \"localhost\"").unwrap();
         assert_eq!(bad.validate().unwrap_err()[0].key, "metrics.listen");
         assert!(toml::from_str::<MetricsConfig>("port = 1").is_err());
+    }
+
+    #[test]
+    fn gzip_is_used_when_the_scraper_accepts_it() {
+        let accepts = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("deflate, GZIP;q=0.5"));
+        assert!(accepts("*"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("br, deflate"));
+        assert!(!accepts_gzip(&http::HeaderMap::new()));
     }
 }

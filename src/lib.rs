@@ -21,6 +21,7 @@ pub mod linger;
 pub mod metrics;
 pub mod net;
 pub mod observe;
+pub mod ops;
 pub mod pipeline;
 pub mod pki;
 pub mod policy;
@@ -31,6 +32,7 @@ pub mod upstream;
 pub mod wire;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -48,6 +50,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     pub connections: Arc<ConnTracker>,
+    /// Set when a shutdown begins: `/readyz` answers 503 from then on.
+    draining: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -56,6 +60,7 @@ impl Running {
     /// Stops accepting, drains in-flight requests (up to `timeouts.drain`),
     /// flushes the audit trail and returns.
     pub async fn shutdown(mut self) {
+        self.begin_drain();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -65,6 +70,12 @@ impl Running {
     /// Waits for the gateway to stop (after a shutdown signal).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
+    }
+
+    /// Marks the gateway as going away: `/readyz` answers 503 while the
+    /// listener keeps serving (the `shutdown_delay` before the drain).
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// A sender that triggers the shutdown (for signal handlers).
@@ -87,21 +98,51 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 /// [`Gateway`] (snapshot, audit, metrics, connection caps); each has its own
 /// upstream client pool.
 pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Running> {
+    start_with(config, workers, None).await
+}
+
+/// Like [`start_workers`], serving on `inherited` (a listening socket
+/// passed by systemd's socket activation) instead of binding
+/// `server.listen`; every worker accepts on a clone of it.
+pub async fn start_with(
+    config: Config,
+    workers: usize,
+    inherited: Option<std::net::TcpListener>,
+) -> std::io::Result<Running> {
     let workers = workers.max(1);
-    for node in &config.upstream.nodes {
-        if node.scheme == http::uri::Scheme::HTTP {
-            tracing::warn!(node = %node.url, "upstream node uses plain HTTP: credentials and data cross the network unencrypted");
-        }
-    }
+    // version, revision, config, nodes, policy mode; risky settings
+    ops::startup::log_start(&config);
+    let listen = config.listen;
     // Before any port: a trail locked by another regate refuses the start.
     let audit = if config.audit.enabled {
-        audit::AuditLog::open(config.audit.clone())?
+        audit::AuditLog::open(config.audit.clone()).map_err(|e| match &config.audit.sink {
+            audit::config::SinkSettings::File { path, .. } => std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open the audit file {} (audit.path): {e}",
+                    path.display()
+                ),
+            ),
+            _ => e,
+        })?
     } else {
         audit::AuditLog::disabled()
     };
-    let listener = match workers {
-        1 => TcpListener::bind(config.listen).await?,
-        _ => listener::bind_reuseport(config.listen)?,
+    let (listener, inherited) = match (inherited, workers) {
+        (Some(l), _) => {
+            let local = l.local_addr()?;
+            if local != listen {
+                tracing::info!(passed = %local, %listen, "socket activation: serving on the passed socket, not server.listen");
+            }
+            (TcpListener::from_std(l.try_clone()?)?, Some(l))
+        }
+        (None, 1) => (
+            TcpListener::bind(listen)
+                .await
+                .map_err(|e| listener::bind_error(listen, "server.listen", e))?,
+            None,
+        ),
+        (None, _) => (listener::bind_workers(listen)?, None),
     };
     let addr = listener.local_addr()?;
     let nodes: Vec<&str> = config.upstream.nodes.iter().map(|n| &*n.url).collect();
@@ -109,7 +150,11 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
     let metrics = Arc::new(metrics::Metrics::new(&routes, &nodes).map_err(std::io::Error::other)?);
     metrics.attach_audit(audit.clone());
     let admin_listener = match config.metrics.enabled {
-        true => Some(TcpListener::bind(config.metrics.listen).await?),
+        true => Some(
+            TcpListener::bind(config.metrics.listen)
+                .await
+                .map_err(|e| listener::bind_error(config.metrics.listen, "metrics.listen", e))?,
+        ),
         false => None,
     };
     let snapshot = Snapshot::build(config, None, workers).map_err(std::io::Error::other)?;
@@ -121,9 +166,14 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
 
     let mut others = Vec::with_capacity(workers - 1);
     for w in 1..workers {
+        let clone = match &inherited {
+            Some(l) => Some(l.try_clone()?),
+            None => None,
+        };
         match spawn_worker(
             w,
             addr,
+            clone,
             gateway.clone(),
             connections.clone(),
             stop_all_rx.clone(),
@@ -138,13 +188,17 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
         }
     }
 
+    let draining = Arc::new(AtomicBool::new(false));
     let metrics_addr = match admin_listener {
         Some(l) => {
             let a = l.local_addr()?;
             let weak = Arc::downgrade(&gateway);
+            let leaving = draining.clone();
             let ready: admin::Ready = Arc::new(move || {
-                weak.upgrade()
-                    .is_some_and(|g| g.current().balancer.up_count() > 0)
+                !leaving.load(Ordering::Relaxed)
+                    && weak
+                        .upgrade()
+                        .is_some_and(|g| g.current().balancer.up_count() > 0)
             });
             tokio::spawn(admin::serve(l, metrics.clone(), ready, async move {
                 let _ = admin_stop_rx.await;
@@ -155,6 +209,7 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
     };
     tokio::spawn(sync_gauges(Arc::downgrade(&gateway)));
     tokio::spawn(upstream::health::run(Arc::downgrade(&gateway)));
+    ops::cert_watch::spawn(&gateway);
 
     let gw = gateway.clone();
     let conns = connections.clone();
@@ -181,17 +236,20 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
         metrics_addr,
         gateway,
         connections,
+        draining,
         stop: Some(stop_tx),
         task,
     })
 }
 
 /// Starts worker `w`: a thread with a current-thread runtime accepting on
-/// its own `SO_REUSEPORT` listener until `stop` turns true. Returns once
-/// the listener is bound; the receiver resolves when the thread has ended.
+/// its own `SO_REUSEPORT` listener (or on `inherited`, a clone of the
+/// socket systemd passed) until `stop` turns true. Returns once the
+/// listener is bound; the receiver resolves when the thread has ended.
 async fn spawn_worker(
     w: usize,
     addr: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
     gw: Arc<Gateway>,
     conns: Arc<ConnTracker>,
     mut stop: watch::Receiver<bool>,
@@ -213,7 +271,12 @@ async fn spawn_worker(
                 }
             };
             rt.block_on(async move {
-                let listener = match listener::bind_reuseport(addr) {
+                let bound = match inherited {
+                    Some(l) => TcpListener::from_std(l),
+                    None => listener::bind_reuseport(addr)
+                        .map_err(|e| listener::bind_error(addr, "server.listen", e)),
+                };
+                let listener = match bound {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -272,6 +335,9 @@ async fn sync_gauges(gw: std::sync::Weak<Gateway>) {
         for (i, node) in snap.config.upstream.nodes.iter().enumerate() {
             m.set_node_up(&node.url, snap.balancer.is_up(i));
         }
+        if let Some(v) = snap.config.tls_files.validity {
+            m.ops.set_cert_not_after(v.not_after);
+        }
     }
 }
 
@@ -296,25 +362,57 @@ impl Deltas {
     }
 }
 
-/// Serves until SIGTERM or SIGINT, then drains and returns. SIGHUP reloads
-/// the config (certificates, users, policy, limits) and reopens the audit
-/// file (logrotate).
+/// Serves until SIGTERM, SIGINT or SIGQUIT, then shuts down: `/readyz`
+/// answers 503 at once, the listener keeps serving for `[server]
+/// shutdown_delay` (a second signal cuts it short) so that load balancers
+/// stop routing here, then in-flight requests drain and it returns.
+/// SIGHUP reloads the config (certificates, users, policy, limits) and
+/// reopens the audit file (logrotate); SIGUSR1 only reopens the audit file
+/// (what logrotate snippets written for nginx send). systemd hears of
+/// readiness, reloads and the stop (`Type=notify`).
 pub async fn serve_until_signal(mut running: Running) -> std::io::Result<()> {
+    use ops::sdnotify;
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
     let mut hup = signal(SignalKind::hangup())?;
-    loop {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    sdnotify::ready();
+    let why = loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
-            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break }
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = quit.recv() => break "SIGQUIT",
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading");
+                sdnotify::reloading();
                 running.gateway.audit.reopen();
                 let gw = running.gateway.clone();
                 // loading may hash a dummy password: off the async workers
                 let _ = tokio::task::spawn_blocking(move || gw.reload()).await;
+                sdnotify::ready();
             }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the audit file");
+                running.gateway.audit.reopen();
+            }
+        }
+    };
+    running.begin_drain();
+    sdnotify::stopping();
+    let delay = running.gateway.current().config.shutdown_delay;
+    tracing::info!(
+        signal = why,
+        shutdown_delay_ms = delay.as_millis() as u64,
+        "shutting down: /readyz answers 503; draining after the shutdown delay (a second signal skips it)"
+    );
+    if !delay.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = term.recv() => tracing::info!("second signal: skipping the shutdown delay"),
+            _ = int.recv() => tracing::info!("second signal: skipping the shutdown delay"),
+            _ = quit.recv() => tracing::info!("second signal: skipping the shutdown delay"),
         }
     }
     if let Some(stop) = running.take_stop() {

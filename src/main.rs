@@ -1,48 +1,81 @@
 //! The `regate` command line: a thin layer over the library.
-//! Config problems print one line each (naming the key) and exit 64
-//! before any port is bound.
+//! Config problems print one line each (naming the key) and exit 78
+//! (EX_CONFIG) before any port is bound.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 // mimalloc: per-thread free lists suit a request path that allocates and
 // frees many small buffers on the thread that serves the connection.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit code for a configuration error (EX_USAGE... EX_DATAERR family: 64).
-const EX_CONFIG: u8 = 64;
+/// Exit code for an invalid configuration (sysexits' EX_CONFIG). The
+/// systemd unit lists it in `RestartPreventExitStatus`.
+const EX_CONFIG: u8 = 78;
+/// Exit code for a command line that names something that does not exist
+/// (sysexits' EX_USAGE), e.g. `explain --user` with an unknown user.
+const EX_USAGE: u8 = 64;
+
+/// `--version`: the crate version and the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("REGATE_REVISION"),
+    ")"
+);
 
 #[derive(Parser)]
 #[command(
     name = "regate",
-    version,
-    about = "Authenticating TLS gateway for the Redis Enterprise REST API"
+    version = VERSION,
+    about = "Authenticating TLS gateway for the Redis Enterprise REST API",
+    long_about = "Authenticating TLS gateway for the Redis Enterprise Software REST API: \
+        TLS termination, authentication, role-based policy, rate limits and a \
+        hash-chained audit trail in front of the cluster's nodes."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// The config file, as `--config FILE` (every subcommand that reads one).
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Path to the TOML config file; relative paths inside it resolve
+    /// against its directory.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve with a config file.
+    /// Serve with a config file (SIGHUP reloads, SIGTERM/SIGINT/SIGQUIT drain
+    /// and stop, SIGUSR1 reopens the audit file).
     Run {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Start a simulated 3-node cluster and the gateway in front of it.
     Demo {
         /// Address the demo gateway listens on.
-        #[arg(long, default_value = "127.0.0.1:9443")]
+        #[arg(long, default_value = "127.0.0.1:9443", value_name = "ADDR")]
         listen: String,
     },
-    /// Validate a config file fully (certificates included); exit 0 or 64.
-    CheckConfig { file: PathBuf },
+    /// Validate a config file fully (certificates, keys, paths, roles);
+    /// print every problem and warning; exit 0, or 78 when invalid.
+    CheckConfig {
+        /// Path to the config file (or use --config).
+        #[arg(value_name = "FILE", required_unless_present = "config")]
+        file: Option<PathBuf>,
+        /// Path to the config file.
+        #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
+        config: Option<PathBuf>,
+    },
     /// Read a password (tty without echo, or one line of stdin) and print
     /// an argon2id hash for the users file.
     HashPassword {
@@ -61,15 +94,17 @@ enum Command {
     },
     /// Print the policy decision for a user, a method and a path.
     Explain {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// A user of the users file (file source).
         #[arg(long)]
         user: String,
         /// The role to assume instead of looking the user up (cluster source).
         #[arg(long)]
         role: Option<String>,
+        /// HTTP method, e.g. GET.
         method: String,
+        /// Request path, e.g. /v1/bdbs/1.
         path: String,
     },
     /// Audit trail tools.
@@ -77,6 +112,27 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Probe a running gateway: GET /readyz on its metrics port; exit 0
+    /// when ready, 1 otherwise (container HEALTHCHECK; needs no shell).
+    Healthcheck {
+        /// Read the metrics address from this config's `[metrics] listen`.
+        #[arg(long, short, value_name = "FILE", conflicts_with = "addr")]
+        config: Option<PathBuf>,
+        /// Metrics address to probe (default 127.0.0.1:9464); 0.0.0.0 and
+        /// [::] are probed on loopback.
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<String>,
+        /// Deadline for the connection and the answer, in seconds.
+        #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to generate completions for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) generated from this command line.
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +154,7 @@ enum AuditCommand {
         /// checks every checkpoint's forward-secure MAC.
         #[arg(long)]
         seed: Option<String>,
+        /// Audit files, oldest first (audit.jsonl.2 audit.jsonl.1 audit.jsonl).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -105,6 +162,7 @@ enum AuditCommand {
     /// audit-signing.key (mode 0600, for `[audit] signing_key`) and
     /// audit-signing.pub.pem (for the auditor's `verify --key`).
     Keygen {
+        /// The directory the key pair is written to (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
@@ -112,28 +170,52 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // `run` logs as its config's [log] says; the other commands as text
+    let log = match &cli.command {
+        Command::Run { config } => regate::ops::logging::settings_of(&config.config),
+        _ => regate::ops::logging::LogSettings::default(),
+    };
+    regate::ops::logging::init(&log);
     match cli.command {
-        Command::CheckConfig { file } => match regate::config::load(&file) {
-            Ok(cfg) => {
-                for w in cfg.auth.iter().flat_map(|a| a.warnings()) {
-                    eprintln!("{}: warning: {w}", file.display());
+        Command::CheckConfig { file, config } => {
+            let Some(file) = config.or(file) else {
+                return ExitCode::from(EX_CONFIG);
+            };
+            match regate::config::load(&file) {
+                Ok(cfg) => {
+                    // risky but valid: said, not refused
+                    for w in regate::ops::startup::warnings(&cfg) {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
+                    for w in cfg.auth.iter().flat_map(|a| a.warnings()) {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
+                    println!("{}: OK", file.display());
+                    ExitCode::SUCCESS
                 }
-                println!("{}: OK", file.display());
-                ExitCode::SUCCESS
+                Err(errs) => config_failure(&file, &errs),
             }
-            Err(errs) => config_failure(&file, &errs),
-        },
-        Command::Run { config } => {
+        }
+        Command::Run {
+            config: ConfigArg { config },
+        } => {
             let cfg = match regate::config::load(&config) {
                 Ok(c) => c,
                 Err(errs) => return config_failure(&config, &errs),
+            };
+            // the TLS socket systemd holds across restarts (regate.socket)
+            let inherited = match regate::ops::activation::take_listener() {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("regate: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
             // One current-thread runtime per core, each with its own
             // listener: see `regate::start_workers`.
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
             run_runtime(Flavor::CurrentThread, async move {
-                let running = regate::start_workers(cfg, workers).await?;
+                let running = regate::start_with(cfg, workers, inherited).await?;
                 regate::serve_until_signal(running).await
             })
         }
@@ -146,7 +228,7 @@ fn main() -> ExitCode {
             role,
         } => hash_password(bcrypt.then_some(cost), user.zip(role)),
         Command::Explain {
-            config,
+            config: ConfigArg { config },
             user,
             role,
             method,
@@ -180,6 +262,50 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Healthcheck {
+            config,
+            addr,
+            timeout,
+        } => healthcheck(config.as_deref(), addr, timeout),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "regate", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("regate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn healthcheck(config: Option<&Path>, addr: Option<String>, timeout: u64) -> ExitCode {
+    use regate::ops::healthcheck;
+    let addr = match (config, addr) {
+        (_, Some(a)) => a,
+        (Some(c), None) => match healthcheck::metrics_listen_of(c) {
+            Ok(a) => a.to_string(),
+            Err(e) => {
+                eprintln!("regate: {e}");
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
+        (None, None) => "127.0.0.1:9464".to_string(),
+    };
+    match healthcheck::check(&addr, std::time::Duration::from_secs(timeout.max(1))) {
+        Ok(()) => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("regate: not ready: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -283,7 +409,7 @@ fn explain(config: &Path, user: &str, role: Option<&str>, method: &str, path: &s
                 Some(r) => r,
                 None => {
                     eprintln!("regate: user `{user}` is not in the users file (use --role for the cluster source)");
-                    return ExitCode::from(EX_CONFIG);
+                    return ExitCode::from(EX_USAGE);
                 }
             }
         }
@@ -328,17 +454,35 @@ fn run_runtime(
     }
 }
 
-/// Default log filter. rustls warns once per handshake from a client
-/// that sends an IP address as SNI (OpenSSL-based clients such as curl
-/// and wrk do): a log line per connection that any client can trigger.
-const DEFAULT_LOG: &str = "info,rustls::msgs::handshake=error";
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    /// Every subcommand and every option says what it is for (`--help`,
+    /// the man page and the completions come from these texts).
+    #[test]
+    fn every_subcommand_and_option_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "regate", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+        Cli::command().debug_assert();
+    }
 }

@@ -111,6 +111,12 @@ impl TrustedProxies {
         self.blocks.iter().any(|b| b.contains(ip))
     }
 
+    /// True when a block has prefix 0 (`0.0.0.0/0`, `::/0`): every peer of
+    /// that family may then set the client address with `X-Forwarded-For`.
+    pub fn covers_everything(&self) -> bool {
+        self.blocks.iter().any(|b| b.prefix == 0)
+    }
+
     /// The address a request is attributed to. The socket peer, unless the
     /// peer is a trusted proxy: then the right-most `X-Forwarded-For` hop
     /// that is not itself trusted (all XFF headers, in order). A malformed

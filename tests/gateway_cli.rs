@@ -170,3 +170,54 @@ async fn hash_password_output_is_accepted_by_the_users_file_and_the_gateway() {
     let out = regate(&["check-config", w.config_path.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn completions_man_page_and_version_come_from_the_command_line() {
+    let out = regate(&["completions", "bash"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("complete -F _regate"), "{s}");
+    assert!(
+        s.contains("check-config") && s.contains("healthcheck"),
+        "{s}"
+    );
+    let out = regate(&["completions", "zsh"], None);
+    assert!(text(&out.stdout).contains("#compdef regate"));
+    let out = regate(&["man"], None);
+    let s = text(&out.stdout);
+    assert!(s.starts_with(".ie") || s.contains(".TH regate 1"), "{s}");
+    assert!(s.contains("check\\-config"), "{s}");
+    let out = regate(&["--version"], None);
+    let s = text(&out.stdout);
+    // "regate 0.1.0 (<revision>)": the git revision, or "unknown" outside git
+    let rev = s
+        .trim()
+        .strip_prefix(&format!("regate {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(!rev.is_empty(), "{s}");
+    if let Ok(git) = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    {
+        if git.status.success() && std::env::var("REGATE_REVISION").is_err() {
+            assert_eq!(rev, text(&git.stdout).trim());
+        }
+    }
+    // every subcommand's --help has a description
+    for sub in [
+        "run",
+        "check-config",
+        "explain",
+        "healthcheck",
+        "audit",
+        "hash-password",
+    ] {
+        let out = regate(&[sub, "--help"], None);
+        let s = text(&out.stdout);
+        assert!(
+            out.status.success() && s.lines().next().is_some_and(|l| !l.starts_with("Usage")),
+            "{sub}: {s}"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! The real binary: `check-config` names the broken key and exits 64;
+//! The real binary: `check-config` names the broken key and exits 78 (EX_CONFIG);
 //! `run` drains in-flight requests on SIGTERM and exits 0.
 
 mod common;
@@ -96,7 +96,7 @@ fn check_config_names_the_broken_key() {
         // a file per case: no case can read another's content
         let p = write_config_as(dir.path(), &format!("broken-{i}.toml"), &broken);
         let (code, stderr) = check(&p);
-        assert_eq!(code, 64, "{key}: {stderr}");
+        assert_eq!(code, 78, "{key}: {stderr}");
         assert!(stderr.contains(key), "expected `{key}` in: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line per problem: {stderr}");
     }

@@ -191,6 +191,16 @@ async fn per_ip_connection_cap_refuses_extra_connections() {
     let (_, closed) = read_until_close(&mut c, Duration::from_secs(2)).await;
     assert!(closed);
     assert!(w.gateway.gateway.observer.conns_refused() >= 1);
+    // counted by reason in /metrics
+    let m = w.gateway.gateway.metrics.render();
+    assert!(
+        m.contains("regate_connections_refused_total{reason=\"max_connections_per_ip\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("regate_connections_refused_total{reason=\"max_connections\"} 0"),
+        "{m}"
+    );
     drop((a, b));
     // wait until the gateway has seen both close and released their slots
     let conns = w.gateway.connections.clone();

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# systemd-analyze (tests/deploy.sh) and systemd-socket-activate (tests/operations.rs)
+command -v systemd-socket-activate >/dev/null || need_apt+=(systemd)
 # the prometheus package brings both: promtool (format checks) and the
 # server the gateway_metrics test scrapes with
 { command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)
@@ -33,3 +35,5 @@ if ! python3 -c 'import sslyze' 2>/dev/null; then
 fi
 
 cargo test --locked --all-targets
+# deploy/: systemd units, Kubernetes manifests, Dockerfile, alert rules
+bash tests/deploy.sh

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub audit: crate::audit::config::AuditConfig,
     #[serde(default)]
     pub metrics: crate::admin::MetricsConfig,
+    #[serde(default)]
+    pub log: crate::ops::logging::LogConfig,
 }
 
 /// `[server]`
@@ -44,6 +46,10 @@ pub struct ServerFile {
     /// Peers (IPs or CIDRs) whose `X-Forwarded-For` is believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// After SIGTERM, how long `/readyz` answers 503 while the listener
+    /// still serves, before the drain starts (load balancers stop routing).
+    #[serde(default = "default_shutdown_delay")]
+    pub shutdown_delay: String,
 }
 
 impl Default for ServerFile {
@@ -51,12 +57,17 @@ impl Default for ServerFile {
         ServerFile {
             listen: default_listen(),
             trusted_proxies: Vec::new(),
+            shutdown_delay: default_shutdown_delay(),
         }
     }
 }
 
 fn default_listen() -> String {
     "0.0.0.0:9443".to_string()
+}
+
+fn default_shutdown_delay() -> String {
+    "5s".to_string()
 }
 
 /// `[tls]`
@@ -72,6 +83,14 @@ pub struct TlsFile {
     /// `"none"` (default), `"optional"` or `"required"`.
     #[serde(default)]
     pub client_auth: crate::server::tls::ClientAuth,
+    /// How often `cert` and `key` are checked for changes (a renewed
+    /// certificate is then loaded as by a reload); "0s" turns it off.
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval: String,
+}
+
+fn default_watch_interval() -> String {
+    "5s".to_string()
 }
 
 /// `[upstream]`

@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod file;
+pub mod files;
 
 use std::fmt;
 
@@ -78,7 +79,11 @@ pub struct Config {
     pub path: PathBuf,
     pub listen: SocketAddr,
     pub trusted_proxies: TrustedProxies,
+    /// `[server] shutdown_delay`: `/readyz` is 503 this long before the drain.
+    pub shutdown_delay: Duration,
     pub tls: Arc<rustls::ServerConfig>,
+    /// Where `tls` came from, and the leaf certificate's validity.
+    pub tls_files: TlsFiles,
     pub upstream: Upstream,
     pub timeouts: Timeouts,
     pub limits: Limits,
@@ -88,6 +93,18 @@ pub struct Config {
     pub rate_limit: crate::ratelimit::RateLimitSettings,
     pub audit: crate::audit::config::AuditSettings,
     pub metrics: crate::admin::MetricsSettings,
+    /// `[log]`: applied at start (`regate run` reads it before the rest).
+    pub log: crate::ops::logging::LogSettings,
+}
+
+/// The `[tls]` files, resolved, and the leaf certificate's dates.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub validity: Option<files::Validity>,
+    /// `[tls] watch_interval`; zero: not watched.
+    pub watch_interval: Duration,
 }
 
 /// The cluster nodes and how to reach them.
@@ -169,7 +186,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         )]
     })?;
     let file: FileConfig = toml::from_str(&text).map_err(|e| vec![toml_error(&text, &e)])?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // relative paths inside resolve against the file's directory, however
+    // the path to it was written (`regate.toml`, `./regate.toml`, `../x/r.toml`)
+    let base = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
     validate(file, path, &base)
 }
 
@@ -276,6 +298,22 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
         }
     }
 
+    let shutdown_delay = match parse_duration(&file.server.shutdown_delay) {
+        Ok(d) if d > MAX_SHUTDOWN_DELAY => {
+            errs.push(ConfigError::new(
+                "server.shutdown_delay",
+                "must be at most 10m",
+            ));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errs.push(ConfigError::new("server.shutdown_delay", e));
+            None
+        }
+    };
+
+    let mut tls_files = TlsFiles::default();
     let tls = match &file.tls {
         None => {
             errs.push(ConfigError::new(
@@ -285,15 +323,29 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             None
         }
         Some(t) => {
+            tls_files.cert = resolve(base, &t.cert);
+            tls_files.key = resolve(base, &t.key);
+            match parse_duration(&t.watch_interval) {
+                Ok(d) => tls_files.watch_interval = d,
+                Err(e) => errs.push(ConfigError::new("tls.watch_interval", e)),
+            }
             let client_ca = t.client_ca.as_deref().map(|p| resolve(base, p));
             let client = client_auth(t.client_auth, client_ca.as_deref(), &mut errs);
-            crate::server::tls::server_config(
-                &resolve(base, &t.cert),
-                &resolve(base, &t.key),
-                client,
-            )
-            .map_err(|e| errs.push(e))
-            .ok()
+            let built = crate::server::tls::server_config(&tls_files.cert, &tls_files.key, client)
+                .map_err(|e| errs.push(e))
+                .ok();
+            if built.is_some() {
+                // the leaf's dates: expired or not yet valid is an error
+                tls_files.validity = crate::server::tls::load_certs(&tls_files.cert, "tls.cert")
+                    .ok()
+                    .and_then(|chain| chain.first().and_then(|c| files::validity(c)));
+                if let Some(v) = tls_files.validity {
+                    if let Err(e) = files::check_validity(v, files::now_unix(), &tls_files.cert) {
+                        errs.push(e);
+                    }
+                }
+            }
+            built
         }
     };
 
@@ -338,9 +390,28 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             ));
         }
     }
+    if let Some(p) = &policy {
+        // a mistyped role would silently never apply
+        for name in file.rate_limit.roles.keys() {
+            if !p.has_role(name) {
+                errs.push(ConfigError::new(
+                    format!("rate_limit.roles.{name}"),
+                    format!("`{name}` is not a built-in role nor a [[roles]] name"),
+                ));
+            }
+        }
+    }
     let rate_limit = file.rate_limit.validate().map_err(|e| errs.extend(e)).ok();
     let audit = file.audit.validate(base).map_err(|e| errs.extend(e)).ok();
+    if let Some(a) = audit.as_ref().filter(|a| a.enabled) {
+        if let crate::audit::config::SinkSettings::File { path, .. } = &a.sink {
+            if let Err(e) = files::check_audit_writable(path) {
+                errs.push(e);
+            }
+        }
+    }
     let metrics = file.metrics.validate().map_err(|e| errs.extend(e)).ok();
+    let log = file.log.validate().map_err(|e| errs.extend(e)).ok();
 
     match (
         listen, tls, upstream, timeouts, policy, auth, rate_limit, audit, metrics,
@@ -359,7 +430,9 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             path: path.to_path_buf(),
             listen,
             trusted_proxies: TrustedProxies::new(proxies),
+            shutdown_delay: shutdown_delay.unwrap_or_default(),
             tls,
+            tls_files,
             upstream,
             timeouts,
             limits,
@@ -368,6 +441,7 @@ pub fn validate(file: FileConfig, path: &Path, base: &Path) -> Result<Config, Ve
             rate_limit,
             audit,
             metrics,
+            log: log.unwrap_or_default(),
         }),
         _ => Err(errs),
     }
@@ -677,18 +751,31 @@ fn validate_timeouts(t: &file::TimeoutsFile, errs: &mut Vec<ConfigError>) -> Opt
             None
         }
     };
+    // every key is checked (all problems reported), then assembled
+    let tls_handshake = get("tls_handshake", &t.tls_handshake);
+    let request_header = get("request_header", &t.request_header);
+    let request_body = get("request_body", &t.request_body);
+    let idle = get("idle", &t.idle);
+    let upstream_connect = get("upstream_connect", &t.upstream_connect);
+    let upstream_response = get("upstream_response", &t.upstream_response);
+    let upstream_body = get("upstream_body", &t.upstream_body);
+    let drain = get("drain", &t.drain);
+    let linger = get("linger", &t.linger);
     Some(Timeouts {
-        tls_handshake: get("tls_handshake", &t.tls_handshake)?,
-        request_header: get("request_header", &t.request_header)?,
-        request_body: get("request_body", &t.request_body)?,
-        idle: get("idle", &t.idle)?,
-        upstream_connect: get("upstream_connect", &t.upstream_connect)?,
-        upstream_response: get("upstream_response", &t.upstream_response)?,
-        upstream_body: get("upstream_body", &t.upstream_body)?,
-        drain: get("drain", &t.drain)?,
-        linger: get("linger", &t.linger)?,
+        tls_handshake: tls_handshake?,
+        request_header: request_header?,
+        request_body: request_body?,
+        idle: idle?,
+        upstream_connect: upstream_connect?,
+        upstream_response: upstream_response?,
+        upstream_body: upstream_body?,
+        drain: drain?,
+        linger: linger?,
     })
 }
+
+/// The longest `server.shutdown_delay` accepted.
+const MAX_SHUTDOWN_DELAY: Duration = Duration::from_secs(600);
 
 /// The largest `limits.max_header_bytes` accepted.
 const MAX_HEADER_BYTES_LIMIT: usize = 1 << 20;

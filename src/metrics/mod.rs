@@ -31,7 +31,10 @@
 //! | `regate_open_connections` (gauge) | |
 //! | `regate_audit_records_written_total`, `..._dropped_total`, `regate_audit_write_failures_total` | |
 //! | `regate_config_reloads_total` | result |
-//! | `regate_build_info` (gauge, 1) | version |
+//! | `regate_build_info` (gauge, 1) | version, revision |
+//! | `regate_connections_refused_total` | reason (`max_connections`, `max_connections_per_ip`) |
+//! | `regate_tls_cert_not_after_seconds` (gauge) | |
+//! | `process_*` (CPU, memory, fds, start time) | |
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -48,6 +51,7 @@ use crate::audit::{AuditLog, Decision};
 use crate::context::IdentitySource;
 
 mod labels;
+pub mod ops;
 
 use labels::{method_label, status_class};
 pub use labels::{AuthOutcome, UpstreamErrorKind};
@@ -116,6 +120,8 @@ pub struct Metrics {
     auth: IntCounterVec,
     /// `auth` series by (source, outcome), made on first use.
     auth_slots: [OnceLock<IntCounter>; AUTH_SOURCES * AUTH_OUTCOMES],
+    /// Process, connection-refusal and certificate-expiry series.
+    pub ops: ops::OpsMetrics,
     auth_cache_hits: IntCounter,
     auth_cache_misses: IntCounter,
     rate_limited: IntCounterVec,
@@ -169,11 +175,11 @@ impl Metrics {
             &r,
             IntGaugeVec::new(
                 Opts::new("regate_build_info", "Build information; always 1."),
-                &["version"],
+                &["version", "revision"],
             )?,
         )?;
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("REGATE_REVISION")])
             .set(1);
         let m = Metrics {
             requests: counter_vec(
@@ -309,6 +315,7 @@ impl Metrics {
                 &["result"],
             )?,
             auth_slots: std::array::from_fn(|_| OnceLock::new()),
+            ops: ops::OpsMetrics::new(&r)?,
             registry: r,
             labels: ArcSwap::from_pointee(Labels::default()),
             audit: OnceLock::new(),
@@ -316,6 +323,10 @@ impl Metrics {
         };
         m.set_routes(routes);
         m.set_nodes(nodes);
+        // alerts fire on the first failed reload: the series exists at 0
+        for result in ["success", "failure"] {
+            m.config_reloads.with_label_values(&[result]);
+        }
         Ok(m)
     }
 

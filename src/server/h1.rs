@@ -95,8 +95,13 @@ pub async fn serve(
     set: Settings,
 ) -> End {
     let mut buf = BytesMut::new();
-    let mut fresh = true;
     let mut draining = *drain.borrow();
+    // No request served yet: a drain does not close the connection before
+    // its first request (accepted moments before the drain, that request
+    // is on its way: closing would fail it). It is answered, then closed;
+    // the head deadline and the drain timeout still bound the wait. Also
+    // what lets a hand-over honour an h2 preface (only as the first bytes).
+    let mut fresh = true;
     let deadline = tokio::time::sleep(set.header_timeout);
     tokio::pin!(deadline);
     loop {
@@ -117,13 +122,13 @@ pub async fn serve(
                     Parsed::Partial => {}
                 }
             } else {
-                if draining {
+                if draining && !fresh {
                     return End::Closed;
                 }
                 // idle: give the buffer back and wait for the socket
                 if !has_plaintext(io) {
                     buf = BytesMut::new();
-                    if !wait_readable(io, drain, &mut draining, deadline.as_mut()).await {
+                    if !wait_readable(io, drain, &mut draining, fresh, deadline.as_mut()).await {
                         return End::Closed;
                     }
                 }
@@ -138,7 +143,7 @@ pub async fn serve(
                 _ = &mut deadline => return End::Closed,
                 _ = drain.changed(), if !draining => {
                     draining = true;
-                    if buf.is_empty() {
+                    if buf.is_empty() && !fresh {
                         return End::Closed;
                     }
                 }
@@ -170,10 +175,10 @@ pub async fn serve(
         let (parts, body) = resp.into_parts();
         let framing = Framing::new(&parts, body.size_hint().exact(), is_head, keep_alive);
         let done = write_response(io, &parts, body, framing).await;
+        fresh = false;
         if !done || !framing.keep_alive {
             return End::Closed;
         }
-        fresh = false;
     }
 }
 
@@ -255,21 +260,27 @@ fn has_plaintext(io: &mut TlsStream<TcpStream>) -> bool {
     }
 }
 
-/// Waits for the socket to become readable; false: close (deadline or drain).
+/// Waits for the socket to become readable; false: close (deadline, or a
+/// drain when the connection has already served a request).
 async fn wait_readable(
     io: &TlsStream<TcpStream>,
     drain: &mut watch::Receiver<bool>,
     draining: &mut bool,
+    fresh: bool,
     mut deadline: Pin<&mut Sleep>,
 ) -> bool {
     let tcp = io.get_ref().0;
-    tokio::select! {
-        biased;
-        r = tcp.readable() => r.is_ok(),
-        _ = &mut deadline => false,
-        _ = drain.changed(), if !*draining => {
-            *draining = true;
-            false
+    loop {
+        tokio::select! {
+            biased;
+            r = tcp.readable() => return r.is_ok(),
+            _ = &mut deadline => return false,
+            _ = drain.changed(), if !*draining => {
+                *draining = true;
+                if !fresh {
+                    return false;
+                }
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 
 use crate::gateway::Gateway;
+use crate::metrics::ops::Refusal;
 
 /// Open-connection accounting.
 pub struct ConnTracker {
@@ -36,25 +37,26 @@ impl ConnTracker {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Admits a connection from `ip` if both caps allow it.
+    /// Admits a connection from `ip` if both caps allow it, else says
+    /// which cap refused it.
     fn try_admit(
         self: &Arc<Self>,
         ip: IpAddr,
         max_total: usize,
         max_per_ip: usize,
-    ) -> Option<ConnGuard> {
+    ) -> Result<ConnGuard, Refusal> {
         let ip = crate::net::canonical(ip);
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.total.load(Ordering::Relaxed) >= max_total {
-            return None;
+            return Err(Refusal::MaxConnections);
         }
         let n = per_ip.entry(ip).or_insert(0);
         if *n >= max_per_ip {
-            return None;
+            return Err(Refusal::MaxConnectionsPerIp);
         }
         *n += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
-        Some(ConnGuard {
+        Ok(ConnGuard {
             tracker: self.clone(),
             ip,
         })
@@ -123,6 +125,45 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// Binds the first listener of a multi-worker gateway on `addr`, after
+/// making sure no other process listens there. `SO_REUSEPORT` lets any
+/// socket of the same user join a listening group; without this check a
+/// second regate (another config, other users and policy) started on the
+/// same address would silently take half of the connections. The probe is
+/// a plain bind (no `SO_REUSEPORT`), which fails while any socket listens
+/// on the address; it is closed before the workers bind. Two processes
+/// starting within the same few microseconds could still both pass it.
+pub fn bind_workers(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if addr.port() != 0 {
+        let probe = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        probe.set_reuse_address(true)?;
+        probe
+            .bind(&addr.into())
+            .map_err(|e| bind_error(addr, "server.listen", e))?;
+    }
+    bind_reuseport(addr).map_err(|e| bind_error(addr, "server.listen", e))
+}
+
+/// A bind failure that names the address and the config key: "cannot
+/// listen on 0.0.0.0:9443 (server.listen): Address in use (os error 98)".
+pub fn bind_error(addr: SocketAddr, key: &str, e: std::io::Error) -> std::io::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => ": another process listens there",
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            ": ports below 1024 need CAP_NET_BIND_SERVICE"
+        }
+        _ => "",
+    };
+    std::io::Error::new(
+        e.kind(),
+        format!("cannot listen on {addr} ({key}): {e}{hint}"),
+    )
+}
+
 /// Accepts until `shutdown` resolves, then drains. Connections are served
 /// on the calling runtime; `worker` is its index (which upstream client
 /// they use).
@@ -136,6 +177,7 @@ pub async fn serve(
     let (drain_tx, drain_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
+    let mut refusals = RefusalLog::default();
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
@@ -145,14 +187,19 @@ pub async fn serve(
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(10);
                 let limits = gw.current().config.limits;
-                let Some(guard) = tracker.try_admit(
+                let guard = match tracker.try_admit(
                     peer.ip(),
                     limits.max_connections,
                     limits.max_connections_per_ip,
-                ) else {
-                    gw.observer.conn_refused();
-                    drop(tcp);
-                    continue;
+                ) {
+                    Ok(g) => g,
+                    Err(why) => {
+                        gw.observer.conn_refused();
+                        gw.metrics.ops.connection_refused(why);
+                        refusals.note(why, &limits, worker);
+                        drop(tcp);
+                        continue;
+                    }
                 };
                 tune(&tcp);
                 tokio::spawn(super::conn::serve(
@@ -187,6 +234,47 @@ pub async fn serve(
             open = tracker.open(),
             "drain timeout reached; closing remaining connections"
         );
+    }
+}
+
+/// Logs connection-cap refusals at most once per [`RefusalLog::EVERY`]
+/// per accept loop, with the count since the last line (a flood of
+/// refused connections must not become a flood of log lines).
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, why: Refusal, limits: &crate::config::Limits, worker: usize) {
+        self.unlogged += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            return;
+        }
+        let (key, cap) = match why {
+            Refusal::MaxConnections => ("limits.max_connections", limits.max_connections),
+            Refusal::MaxConnectionsPerIp => (
+                "limits.max_connections_per_ip",
+                limits.max_connections_per_ip,
+            ),
+        };
+        tracing::warn!(
+            reason = why.as_str(),
+            limit = key,
+            cap,
+            refused = self.unlogged,
+            worker,
+            "connections refused at accept: {key} ({cap}) reached (logged at most every 10s)"
+        );
+        self.last = Some(now);
+        self.unlogged = 0;
     }
 }
 
