@@ -150,3 +150,37 @@ async fn audit_counters_follow_the_log() {
     // Rendering twice does not double count.
     assert!(m.render().contains("regate_audit_records_written_total 3"));
 }
+
+/// An idle gateway exports no per-route series: with every route of the
+/// built-in profile known, a fresh registry renders no duration histogram,
+/// and one request creates exactly one route's series.
+#[test]
+fn per_route_series_appear_on_first_use() {
+    let policy = regate::policy::Policy::builtin().unwrap();
+    let routes: Vec<&str> = policy.routes().map(|r| r.template).collect();
+    assert!(routes.len() > 200);
+    let m = Metrics::new(&routes, NODES).unwrap();
+    let idle = m.render();
+    let series = |text: &str, name: &str| text.lines().filter(|l| l.starts_with(name)).count();
+    assert_eq!(
+        series(&idle, "regate_request_duration_seconds"),
+        0,
+        "{idle}"
+    );
+    let lines = idle.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(lines < 400, "an idle scrape has {lines} series");
+    m.observe_request(
+        Some(routes[0]),
+        "GET",
+        200,
+        Decision::Allow,
+        Duration::from_millis(1),
+    );
+    let one = m.render();
+    let labelled = format!(
+        "regate_request_duration_seconds_count{{route=\"{}\"}}",
+        routes[0]
+    );
+    assert!(one.contains(&labelled), "{one}");
+    assert_eq!(series(&one, "regate_request_duration_seconds_count"), 1);
+}

@@ -69,11 +69,12 @@ struct NodeHandles {
     up: Option<IntGauge>,
 }
 
-/// Per-route series, resolved once: the duration histogram at load, the
-/// request counters lazily per (method, status class, decision), so the
-/// hot path neither hashes label strings nor takes the vec's lock.
+/// Per-route series, resolved on first use (the duration histogram, the
+/// request counters per (method, status class, decision)), so an idle
+/// gateway exports no series for the ~230 routes nobody called, and the hot
+/// path neither hashes label strings nor takes the vec's lock.
 struct RouteHandles {
-    duration: Histogram,
+    duration: OnceLock<Histogram>,
     requests: [OnceLock<IntCounter>; METHODS * CLASSES * DECISIONS],
     dry_run: OnceLock<IntCounter>,
 }
@@ -83,9 +84,9 @@ const CLASSES: usize = 6;
 const DECISIONS: usize = 3;
 
 impl RouteHandles {
-    fn new(duration: Histogram) -> Self {
+    fn new() -> Self {
         RouteHandles {
-            duration,
+            duration: OnceLock::new(),
             requests: std::array::from_fn(|_| OnceLock::new()),
             dry_run: OnceLock::new(),
         }
@@ -342,12 +343,8 @@ impl Metrics {
                 .collect(),
         };
         for route in routes.iter().copied().chain(["unmatched", "other"]) {
-            next.routes.insert(
-                route.into(),
-                Arc::new(RouteHandles::new(
-                    self.request_duration.with_label_values(&[route]),
-                )),
-            );
+            next.routes
+                .insert(route.into(), Arc::new(RouteHandles::new()));
         }
         self.labels.store(Arc::new(next));
     }
@@ -433,7 +430,9 @@ impl Metrics {
                 }
             }
         }
-        h.duration.observe(elapsed.as_secs_f64());
+        h.duration
+            .get_or_init(|| self.request_duration.with_label_values(&[route]))
+            .observe(elapsed.as_secs_f64());
         if decision == Decision::DryRunDeny {
             match h.dry_run.get() {
                 Some(counter) => counter.inc(),
