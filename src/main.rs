@@ -378,7 +378,7 @@ fn hash_password(bcrypt: Option<Option<u32>>, entry: Option<(String, String)>) -
                         Ok(block) => print!("{block}"),
                         Err(problem) => {
                             eprintln!("regate: --user: {problem}");
-                            return ExitCode::from(EX_CONFIG);
+                            return ExitCode::from(EX_USAGE);
                         }
                     }
                 }

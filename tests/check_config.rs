@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::users_toml;
+use common::{ADMIN, VIEWER};
 
 const BIN: &str = env!("CARGO_BIN_EXE_regate");
 
@@ -26,7 +26,18 @@ fn site() -> tempfile::TempDir {
         .write_to(dir.path())
         .unwrap();
     chmod(&dir.path().join("server.key"), 0o600);
-    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
+    // a sound site: production-strength hashes (cost 4 draws a warning)
+    let mut strong = String::new();
+    for (name, pass, role) in [
+        (ADMIN.0, ADMIN.1, "admin"),
+        (VIEWER.0, VIEWER.1, "db_viewer"),
+    ] {
+        let hash = bcrypt::hash(pass, 10).unwrap();
+        strong.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nrole = \"{role}\"\n\n"
+        ));
+    }
+    std::fs::write(dir.path().join("users.toml"), strong).unwrap();
     std::fs::write(dir.path().join("regate.toml"), GOOD).unwrap();
     dir
 }

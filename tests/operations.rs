@@ -72,7 +72,12 @@ async fn a_second_gateway_on_the_same_address_fails_naming_it() {
     let first = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], Some("info"));
     let addr = first.wait_field("regate listening", "addr");
     // same TLS address, another metrics port
-    let second_cfg = site.config("", "").replacen("127.0.0.1:0", &addr, 1);
+    // (its own audit trail: one trail has one writer, which would refuse
+    // the start before the address is even tried)
+    let second_cfg = site
+        .config("", "")
+        .replacen("127.0.0.1:0", &addr, 1)
+        .replace("path = \"audit.jsonl\"", "path = \"audit2.jsonl\"");
     let cfg2 = site.write("second.toml", &second_cfg);
     let out = Command::new(BIN)
         .args(["run", "--config"])
