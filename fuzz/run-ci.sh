@@ -4,12 +4,14 @@
 # New inputs go to a scratch directory, so the committed corpus only changes
 # by hand. A crash, leak or timeout fails the script; the input is kept in
 # fuzz/artifacts/<target>/ (reproduce: cargo +nightly fuzz run -s none
-# <target> <file>).
+# --codegen-units 16 <target> <file>).
 #
 # Needs a nightly toolchain (rustup) and cargo-fuzz (installed here when
 # missing: `cargo install cargo-fuzz --locked`). No sanitizer: the crate
-# forbids unsafe code, and ASan doubled the build time of this dependency
-# tree (see README "Run the tests").
+# forbids unsafe code, so ASan has little to find for its build cost.
+# 16 codegen units instead of cargo-fuzz's 1: the build's serial tail (the
+# regate crate) parallelizes; runs measured as fast (3.13M vs 3.20M
+# h1_fast_path executions in 15 s).
 #
 # Env: FUZZ_SECONDS (per target), FUZZ_TARGETS (space-separated subset).
 set -euo pipefail
@@ -32,7 +34,7 @@ fi
 targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
 
 start=$(date +%s)
-cargo "+$toolchain" fuzz build --sanitizer none
+cargo "+$toolchain" fuzz build --sanitizer none --codegen-units 16
 echo "fuzz/run-ci.sh: built in $(($(date +%s) - start)) s"
 
 scratch=$(mktemp -d)
@@ -42,7 +44,7 @@ for t in $targets; do
   mkdir -p "$scratch/$t" "corpus/$t"
   echo "fuzz/run-ci.sh: $t for ${seconds} s"
   # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: a leak
-  if ! cargo "+$toolchain" fuzz run --sanitizer none "$t" "$scratch/$t" "corpus/$t" -- \
+  if ! cargo "+$toolchain" fuzz run --sanitizer none --codegen-units 16 "$t" "$scratch/$t" "corpus/$t" -- \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
     failed+=("$t")
