@@ -15,7 +15,9 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use regate::upstream::framing::{parse_head, Chunked, Framing, Head, ProtocolError, Step};
+use regate::upstream::framing::{
+    parse_head, Chunked, Framing, Head, HeadLimits, ProtocolError, Step,
+};
 
 /// What a parse came to, comparable across runs.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
     let step = usize::from(flags >> 1) + 1;
 
     let mut buf = BytesMut::from(bytes);
-    let whole = parse_head(&mut buf, head_request);
+    let whole = parse_head(&mut buf, head_request, HeadLimits::default());
     if let Ok(Some(h)) = &whole {
         let status = h.response.status();
         assert!(!status.is_informational());
@@ -113,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
     // the head in two reads: the first read alone
     let cut = bytes.len().min(step * 7);
     let mut first = BytesMut::from(&bytes[..cut]);
-    let early = parse_head(&mut first, head_request);
+    let early = parse_head(&mut first, head_request, HeadLimits::default());
     if !matches!(early, Ok(None)) {
         let rest = first.len() + (bytes.len() - cut);
         let early = outcome(early, rest);
