@@ -237,6 +237,29 @@ impl Gateway {
     }
 }
 
+/// What the metrics read live at each scrape: the current snapshot's
+/// counters (continued across reloads) and states.
+impl crate::metrics::LiveSource for Gateway {
+    fn live(&self) -> crate::metrics::LiveValues {
+        let snap = self.current();
+        let a = snap.auth.stats();
+        let l = snap.limiter.stats();
+        crate::metrics::LiveValues {
+            cache_hits: a.cache_hits(),
+            cache_misses: a.cache_misses(),
+            users_file: [a.reloads(), a.reload_failures()],
+            cluster_sync: [a.syncs(), a.sync_failures()],
+            redis_errors: l.redis_errors,
+            redis_fallbacks: l.redis_fallbacks,
+            redis_unavailable: l.redis_unavailable,
+            nodes: (snap.config.upstream.nodes.iter().enumerate())
+                .map(|(i, n)| (Box::from(&*n.url), snap.balancer.is_up(i)))
+                .collect(),
+            cert_not_after: snap.config.tls_files.validity.map(|v| v.not_after),
+        }
+    }
+}
+
 /// Request ids: a per-process random prefix and a counter, as 32 hex digits.
 struct RequestIds {
     prefix: u64,

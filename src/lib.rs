@@ -159,6 +159,9 @@ pub async fn start_with(
     };
     let snapshot = Snapshot::build(config, None, workers).map_err(std::io::Error::other)?;
     let gateway = Gateway::new(snapshot, audit, metrics.clone());
+    // node, auth-cache, refresh, Redis and certificate series: read live
+    let live: std::sync::Weak<dyn metrics::LiveSource> = Arc::downgrade(&gateway) as _;
+    metrics.attach_live(live);
     let connections = ConnTracker::new();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
@@ -207,7 +210,6 @@ pub async fn start_with(
         }
         None => None,
     };
-    tokio::spawn(sync_gauges(Arc::downgrade(&gateway)));
     tokio::spawn(upstream::health::run(Arc::downgrade(&gateway)));
     ops::cert_watch::spawn(&gateway);
 
@@ -296,69 +298,6 @@ async fn spawn_worker(
         Err(_) => Err(std::io::Error::other(format!(
             "worker {w} ended while starting"
         ))),
-    }
-}
-
-/// Once a second: copies counters kept elsewhere (auth cache and
-/// refreshes, the shared limiter's Redis events, node health) into the
-/// metrics registry, off the request path.
-async fn sync_gauges(gw: std::sync::Weak<Gateway>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut last = Deltas::default();
-    loop {
-        tick.tick().await;
-        let Some(gw) = gw.upgrade() else { return };
-        let snap = gw.current();
-        let a = snap.auth.stats();
-        let l = snap.limiter.stats();
-        let m = &gw.metrics;
-        let now = [
-            a.cache_hits(),
-            a.cache_misses(),
-            a.reloads(),
-            a.reload_failures(),
-            a.syncs(),
-            a.sync_failures(),
-            l.redis_errors,
-            l.redis_fallbacks,
-            l.redis_unavailable,
-        ];
-        let d = last.advance(now);
-        m.auth_cache_add(d[0], d[1]);
-        m.identity_refresh_add("users_file", "ok", d[2]);
-        m.identity_refresh_add("users_file", "rejected", d[3]);
-        m.identity_refresh_add("cluster_sync", "ok", d[4]);
-        m.identity_refresh_add("cluster_sync", "rejected", d[5]);
-        m.rate_limit_backend_add("redis_error", d[6]);
-        m.rate_limit_backend_add("local_fallback", d[7]);
-        m.rate_limit_backend_add("unavailable", d[8]);
-        for (i, node) in snap.config.upstream.nodes.iter().enumerate() {
-            m.set_node_up(&node.url, snap.balancer.is_up(i));
-        }
-        if let Some(v) = snap.config.tls_files.validity {
-            m.ops.set_cert_not_after(v.not_after);
-        }
-    }
-}
-
-/// Last seen values of counters owned by the authenticator and limiter.
-/// A reload builds new ones whose counters restart at zero: a value below
-/// the last one counts from zero.
-#[derive(Default)]
-struct Deltas([u64; 9]);
-
-impl Deltas {
-    fn advance(&mut self, now: [u64; 9]) -> [u64; 9] {
-        let mut d = [0; 9];
-        for i in 0..9 {
-            d[i] = if now[i] < self.0[i] {
-                now[i]
-            } else {
-                now[i] - self.0[i]
-            };
-        }
-        self.0 = now;
-        d
     }
 }
 

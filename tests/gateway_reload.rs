@@ -16,7 +16,7 @@ async fn broken_users_file_is_rejected_and_counted() {
     let c = w.client(false);
     assert_eq!(c.get(&w.url("/v1/bdbs"), VIEWER).await.status, 200);
     std::fs::write(w.dir.path().join("users.toml"), "[[users]]\nname = 42\n").unwrap();
-    // the watcher polls every 2 s; the metrics mirror every second
+    // the watcher polls every 2 s; the metrics read the count live
     eventually(
         "the rejected reload on /metrics",
         Duration::from_secs(10),

@@ -4,17 +4,39 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use regate::audit::{AuditLog, AuditRecord, AuditSettings, Decision};
 use regate::context::IdentitySource;
-use regate::metrics::{AuthOutcome, Metrics, UpstreamErrorKind};
+use regate::metrics::{AuthOutcome, LiveSource, LiveValues, Metrics, UpstreamErrorKind};
 
 const ROUTES: &[&str] = &["/v1/bdbs", "/v1/bdbs/{uid}", "/v1/users", "/v1/cluster"];
 const NODES: &[&str] = &["https://n1:9443", "https://n2:9443"];
 
-fn populated() -> Metrics {
+/// Values the live collector reads (the gateway's in a running regate).
+struct Live(Mutex<LiveValues>);
+
+impl LiveSource for Live {
+    fn live(&self) -> LiveValues {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A registry with every kind of series, and the live values it reads.
+fn populated() -> (Metrics, Arc<Live>) {
     let m = Metrics::new(ROUTES, NODES).unwrap();
+    let live = Arc::new(Live(Mutex::new(LiveValues {
+        cache_hits: 1,
+        cache_misses: 1,
+        users_file: [1, 0],
+        redis_fallbacks: 2,
+        nodes: vec![(NODES[0].into(), true), (NODES[1].into(), false)],
+        cert_not_after: Some(1_900_000_000),
+        ..LiveValues::default()
+    })));
+    let weak: std::sync::Weak<dyn LiveSource> = Arc::downgrade(&live) as _;
+    m.attach_live(weak);
     let ms = Duration::from_millis(3);
     m.observe_request(Some("/v1/bdbs"), "GET", 200, Decision::Allow, ms);
     m.observe_request(Some("/v1/bdbs/{uid}"), "DELETE", 403, Decision::Deny, ms);
@@ -22,24 +44,21 @@ fn populated() -> Metrics {
     m.observe_request(None, "BREW", 404, Decision::Deny, ms);
     m.observe_upstream(NODES[0], ms, None);
     m.observe_upstream(NODES[1], ms, Some(UpstreamErrorKind::Timeout));
-    m.set_node_up(NODES[0], true);
-    m.set_node_up(NODES[1], false);
     m.observe_auth(Some(IdentitySource::File), AuthOutcome::Success);
     m.observe_auth(Some(IdentitySource::Cluster), AuthOutcome::Failure);
     m.observe_auth(None, AuthOutcome::Missing);
-    m.auth_cache(true);
-    m.auth_cache(false);
     m.rate_limited("user");
     m.tls_handshake_failed();
     m.connection_opened();
     m.config_reloaded(true);
     m.config_reloaded(false);
-    m
+    (m, live)
 }
 
 #[test]
 fn promtool_accepts_the_exposition() {
-    let text = populated().render();
+    let (m, _live) = populated();
+    let text = m.render();
     for name in [
         "regate_requests_total",
         "regate_request_duration_seconds_bucket",
@@ -59,6 +78,9 @@ fn promtool_accepts_the_exposition() {
         "regate_audit_write_failures_total",
         "regate_config_reloads_total",
         "regate_build_info",
+        "regate_tls_cert_not_after_seconds 1900000000",
+        "regate_identity_refresh_total{kind=\"users_file\",result=\"ok\"} 1",
+        "regate_rate_limit_backend_events_total{event=\"local_fallback\"} 2",
     ] {
         assert!(text.contains(name), "{name} missing");
     }
@@ -89,7 +111,7 @@ fn promtool_accepts_the_exposition() {
 
 #[test]
 fn labels_stay_bounded_under_random_paths_users_and_nodes() {
-    let m = populated();
+    let (m, _live) = populated();
     let before = m.series_count();
     for i in 0..10_000u32 {
         let raw = format!("/v1/bdbs/{i}/../../users?x={i}");
@@ -107,7 +129,7 @@ fn labels_stay_bounded_under_random_paths_users_and_nodes() {
             Duration::ZERO,
             Some(UpstreamErrorKind::Protocol),
         );
-        m.set_node_up(&user, true);
+        m.observe_upstream(&user, Duration::ZERO, None);
         m.observe_auth(Some(IdentitySource::File), AuthOutcome::Failure);
     }
     let after = m.series_count();
@@ -122,8 +144,10 @@ fn labels_stay_bounded_under_random_paths_users_and_nodes() {
 
 #[test]
 fn removed_nodes_lose_their_up_series() {
-    let m = populated();
+    let (m, live) = populated();
+    // a reload: the gateway's snapshot now lists one node
     m.set_nodes(&[NODES[0]]);
+    live.0.lock().unwrap().nodes.truncate(1);
     let text = m.render();
     assert!(!text.contains("regate_node_up{node=\"https://n2:9443\"}"));
     assert!(text.contains("regate_node_up{node=\"https://n1:9443\"} 1"));

@@ -76,7 +76,7 @@ async fn a_dead_node_stays_down_without_traffic() {
         fails + 5.0,
     )
     .await;
-    // the gauge is synced once a second
+    // read live; the failed check is counted just before the state changes
     eventually("node_up 0", Duration::from_secs(5), || async {
         (metric(&w, "regate_node_up", &[("node", &dead)]).await == 0.0).then_some(())
     })

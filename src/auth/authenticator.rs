@@ -123,7 +123,10 @@ impl Authenticator {
             keyer,
             throttle: Throttle::new(settings.failed, shared, previous.map(|p| &p.inner.throttle)),
             verify_slots: Arc::new(Semaphore::new(settings.max_concurrent_verifications.max(1))),
-            stats: AuthStats::default(),
+            // the exported counters continue across reloads
+            stats: previous.map_or_else(AuthStats::default, |p| {
+                AuthStats::continuing(&p.inner.stats)
+            }),
             forward: settings.forward.map(|acc| acc.authorization()),
         };
         Ok(Authenticator {

@@ -1,8 +1,11 @@
 //! Counters of the authentication stage, plain atomics so tests, logs and
 //! the Prometheus exporter can read them without locks. Labels are a closed
-//! set ([`FailureReason`]): never user names, IPs or credentials.
+//! set ([`FailureReason`]): never user names, IPs or credentials. The
+//! counters the metrics export (cache hits and misses, identity refreshes)
+//! outlive a config reload: the new authenticator continues them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::error::Reject;
 
@@ -72,20 +75,28 @@ impl FailureReason {
     }
 }
 
-/// Counters of one [`Authenticator`](super::Authenticator).
+/// Counters of one [`Authenticator`](super::Authenticator); the cache and
+/// refresh counters are shared with the authenticators it replaces and
+/// that replace it (see [`AuthStats::continuing`]).
 #[derive(Debug, Default)]
 pub struct AuthStats {
     verifications: AtomicU64,
-    cache_hits: AtomicU64,
-    cache_misses: AtomicU64,
     coalesced: AtomicU64,
     successes: AtomicU64,
     failures: [AtomicU64; 9],
+    shared_fallbacks: AtomicU64,
+    lasting: Arc<Lasting>,
+}
+
+/// The counters that survive reloads (monotonic for the exporter).
+#[derive(Debug, Default)]
+struct Lasting {
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     syncs: AtomicU64,
     sync_failures: AtomicU64,
-    shared_fallbacks: AtomicU64,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -97,17 +108,27 @@ fn bump(c: &AtomicU64) {
 }
 
 impl AuthStats {
+    /// Fresh counters for an authenticator replacing the one `previous`
+    /// belongs to (reload): cache hits and misses, users-file reloads and
+    /// cluster syncs continue from `previous`; the rest start at zero.
+    pub(crate) fn continuing(previous: &AuthStats) -> AuthStats {
+        AuthStats {
+            lasting: previous.lasting.clone(),
+            ..AuthStats::default()
+        }
+    }
+
     /// Password hash verifications (or cluster authorize calls) performed.
     pub fn verifications(&self) -> u64 {
         get(&self.verifications)
     }
     /// Requests answered from the verified-credential cache.
     pub fn cache_hits(&self) -> u64 {
-        get(&self.cache_hits)
+        get(&self.lasting.cache_hits)
     }
     /// Requests that found no valid cached verification.
     pub fn cache_misses(&self) -> u64 {
-        get(&self.cache_misses)
+        get(&self.lasting.cache_misses)
     }
     /// Misses that waited for another request's verification instead of
     /// running their own.
@@ -124,19 +145,19 @@ impl AuthStats {
     }
     /// Users-file reloads that took effect.
     pub fn reloads(&self) -> u64 {
-        get(&self.reloads)
+        get(&self.lasting.reloads)
     }
     /// Users-file reloads rejected (the old table stayed).
     pub fn reload_failures(&self) -> u64 {
-        get(&self.reload_failures)
+        get(&self.lasting.reload_failures)
     }
     /// Successful cluster table syncs.
     pub fn syncs(&self) -> u64 {
-        get(&self.syncs)
+        get(&self.lasting.syncs)
     }
     /// Failed cluster table syncs.
     pub fn sync_failures(&self) -> u64 {
-        get(&self.sync_failures)
+        get(&self.lasting.sync_failures)
     }
 
     /// Failed-login checks or charges the shared store (Redis) did not
@@ -152,10 +173,10 @@ impl AuthStats {
         bump(&self.verifications)
     }
     pub(crate) fn hit(&self) {
-        bump(&self.cache_hits)
+        bump(&self.lasting.cache_hits)
     }
     pub(crate) fn miss(&self) {
-        bump(&self.cache_misses)
+        bump(&self.lasting.cache_misses)
     }
     pub(crate) fn coalesce(&self) {
         bump(&self.coalesced)
@@ -167,13 +188,14 @@ impl AuthStats {
         bump(&self.failures[reason.index()])
     }
     pub(crate) fn reload(&self, ok: bool) {
-        bump(if ok {
-            &self.reloads
-        } else {
-            &self.reload_failures
-        })
+        let l = &self.lasting;
+        bump(if ok { &l.reloads } else { &l.reload_failures })
     }
     pub(crate) fn sync(&self, ok: bool) {
-        bump(if ok { &self.syncs } else { &self.sync_failures })
+        bump(if ok {
+            &self.lasting.syncs
+        } else {
+            &self.lasting.sync_failures
+        })
     }
 }

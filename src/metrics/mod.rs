@@ -35,6 +35,9 @@
 //! | `regate_connections_refused_total` | reason (`max_connections`, `max_connections_per_ip`) |
 //! | `regate_tls_cert_not_after_seconds` (gauge) | |
 //! | `process_*` (CPU, memory, fds, start time) | |
+//!
+//! The node, auth-cache, identity-refresh, Redis-event and certificate
+//! series are read live at each scrape by one collector ([`live`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -51,10 +54,12 @@ use crate::audit::{AuditLog, Decision};
 use crate::context::IdentitySource;
 
 mod labels;
+pub mod live;
 pub mod ops;
 
 use labels::{method_label, status_class};
 pub use labels::{AuthOutcome, UpstreamErrorKind};
+pub use live::{LiveSource, LiveValues};
 
 /// Latency buckets (seconds) for requests and upstream calls.
 const BUCKETS: &[f64] = &[
@@ -65,8 +70,6 @@ const BUCKETS: &[f64] = &[
 struct NodeHandles {
     requests: IntCounter,
     duration: Histogram,
-    /// `None` for the `other` bucket, which has no health.
-    up: Option<IntGauge>,
 }
 
 /// Per-route series, resolved on first use (the duration histogram, the
@@ -114,7 +117,6 @@ pub struct Metrics {
     upstream_requests: IntCounterVec,
     upstream_errors: IntCounterVec,
     upstream_duration: HistogramVec,
-    node_up: IntGaugeVec,
     node_state_changes: IntCounterVec,
     health_checks: IntCounterVec,
     upstream_retries: IntCounterVec,
@@ -123,11 +125,9 @@ pub struct Metrics {
     auth_slots: [OnceLock<IntCounter>; AUTH_SOURCES * AUTH_OUTCOMES],
     /// Process, connection-refusal and certificate-expiry series.
     pub ops: ops::OpsMetrics,
-    auth_cache_hits: IntCounter,
-    auth_cache_misses: IntCounter,
     rate_limited: IntCounterVec,
-    rate_limit_backend: IntCounterVec,
-    identity_refresh: IntCounterVec,
+    /// Node, auth-cache, refresh, Redis and certificate series, read live.
+    live: live::LiveCollector,
     tls_handshake_failures: IntCounter,
     open_connections: IntGauge,
     audit_written: IntCounter,
@@ -219,17 +219,6 @@ impl Metrics {
                 "Time until a node's response head.",
                 "node",
             )?,
-            node_up: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "regate_node_up",
-                        "1 while the node is in rotation: not ejected after failed \
-                         requests and, with [upstream.health] enabled, passing its checks.",
-                    ),
-                    &["node"],
-                )?,
-            )?,
             node_state_changes: counter_vec(
                 &r,
                 "regate_node_state_changes_total",
@@ -254,28 +243,7 @@ impl Metrics {
                 "Authentication attempts by identity source and outcome.",
                 &["source", "outcome"],
             )?,
-            auth_cache_hits: counter(
-                &r,
-                "regate_auth_cache_hits_total",
-                "Credential checks answered from the cache.",
-            )?,
-            auth_cache_misses: counter(
-                &r,
-                "regate_auth_cache_misses_total",
-                "Credential checks that needed the identity source.",
-            )?,
-            rate_limit_backend: counter_vec(
-                &r,
-                "regate_rate_limit_backend_events_total",
-                "Shared (Redis) limiter events: redis_error, local_fallback, unavailable (503).",
-                &["event"],
-            )?,
-            identity_refresh: counter_vec(
-                &r,
-                "regate_identity_refresh_total",
-                "Users-file reloads and cluster user syncs, by kind and result.",
-                &["kind", "result"],
-            )?,
+            live: reg(&r, live::LiveCollector::new()?)?,
             rate_limited: counter_vec(
                 &r,
                 "regate_rate_limited_total",
@@ -349,12 +317,9 @@ impl Metrics {
         self.labels.store(Arc::new(next));
     }
 
-    /// Replaces the accepted node URLs; nodes that left lose their `up` series.
+    /// Replaces the accepted node URLs.
     pub fn set_nodes(&self, nodes: &[&str]) {
         let old = self.labels.load();
-        for gone in old.nodes.keys().filter(|k| !nodes.contains(&&***k)) {
-            let _ = self.node_up.remove_label_values(&[gone]);
-        }
         let mut next = Labels {
             routes: old.routes.clone(),
             nodes: HashMap::new(),
@@ -363,7 +328,6 @@ impl Metrics {
             let handles = NodeHandles {
                 requests: self.upstream_requests.with_label_values(&[node]),
                 duration: self.upstream_duration.with_label_values(&[node]),
-                up: (node != "other").then(|| self.node_up.with_label_values(&[node])),
             };
             next.nodes.insert(node.into(), handles);
         }
@@ -509,19 +473,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Health-check result for a configured node (unknown nodes are ignored).
-    pub fn set_node_up(&self, node: &str, up: bool) {
-        if let Some(gauge) = self
-            .labels
-            .load()
-            .nodes
-            .get(node)
-            .and_then(|h| h.up.as_ref())
-        {
-            gauge.set(i64::from(up));
-        }
-    }
-
     /// One authentication attempt; `source` is `None` when no identity
     /// source was asked (missing credentials, throttled).
     pub fn observe_auth(&self, source: Option<IdentitySource>, outcome: AuthOutcome) {
@@ -542,48 +493,6 @@ impl Metrics {
                     c.inc();
                     let _ = slot.set(c);
                 }
-            }
-        }
-    }
-
-    pub fn auth_cache(&self, hit: bool) {
-        if hit {
-            &self.auth_cache_hits
-        } else {
-            &self.auth_cache_misses
-        }
-        .inc();
-    }
-
-    /// Adds cache hits and misses counted elsewhere (the authenticator's
-    /// own counters, copied once a second off the request path).
-    pub fn auth_cache_add(&self, hits: u64, misses: u64) {
-        self.auth_cache_hits.inc_by(hits);
-        self.auth_cache_misses.inc_by(misses);
-    }
-
-    /// Adds shared-limiter events counted by the limiter (`event`:
-    /// `redis_error`, `local_fallback`, `unavailable`).
-    pub fn rate_limit_backend_add(&self, event: &'static str, n: u64) {
-        if n > 0 {
-            if let Ok(c) = self
-                .rate_limit_backend
-                .get_metric_with_label_values(&[event])
-            {
-                c.inc_by(n);
-            }
-        }
-    }
-
-    /// Adds identity refreshes counted by the authenticator (`kind`:
-    /// `users_file` or `cluster_sync`; `result`: `ok` or `rejected`).
-    pub fn identity_refresh_add(&self, kind: &'static str, result: &'static str, n: u64) {
-        if n > 0 {
-            if let Ok(c) = self
-                .identity_refresh
-                .get_metric_with_label_values(&[kind, result])
-            {
-                c.inc_by(n);
             }
         }
     }
@@ -612,6 +521,13 @@ impl Metrics {
         if let Ok(c) = self.config_reloads.get_metric_with_label_values(&[result]) {
             c.inc();
         }
+    }
+
+    /// Reads the live series (nodes, auth cache, identity refreshes, Redis
+    /// events, certificate) from `source` at each scrape; until then (or
+    /// once it is gone) they read zero and no node is listed.
+    pub fn attach_live(&self, source: std::sync::Weak<dyn LiveSource>) {
+        self.live.attach(source);
     }
 
     /// Exports the audit log's counters (read at each render).
@@ -655,7 +571,6 @@ impl NodeHandles {
         NodeHandles {
             requests: self.requests.clone(),
             duration: self.duration.clone(),
-            up: self.up.clone(),
         }
     }
 }

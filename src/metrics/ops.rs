@@ -1,10 +1,10 @@
 //! Metrics an operator needs beyond requests: the standard `process_*`
 //! series (CPU, memory, open fds, start time), connections refused by the
-//! connection caps (by reason, every reason present from the start), and
-//! the TLS certificate's expiry time. Registered into [`super::Metrics`]'
-//! registry by [`OpsMetrics::new`].
+//! connection caps (by reason, every reason present from the start).
+//! Registered into [`super::Metrics`]' registry by [`OpsMetrics::new`]
+//! (the certificate's expiry is read live: see [`super::live`]).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 /// Why a connection was closed at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,6 @@ impl Refusal {
 pub struct OpsMetrics {
     refused_total: IntCounter,
     refused_per_ip: IntCounter,
-    cert_not_after: IntGauge,
 }
 
 impl OpsMetrics {
@@ -45,15 +44,9 @@ impl OpsMetrics {
             &["reason"],
         )?;
         r.register(Box::new(refused.clone()))?;
-        let cert_not_after = IntGauge::new(
-            "regate_tls_cert_not_after_seconds",
-            "Expiry (notAfter) of the served TLS certificate, Unix seconds.",
-        )?;
-        r.register(Box::new(cert_not_after.clone()))?;
         Ok(OpsMetrics {
             refused_total: refused.with_label_values(&[Refusal::MaxConnections.as_str()]),
             refused_per_ip: refused.with_label_values(&[Refusal::MaxConnectionsPerIp.as_str()]),
-            cert_not_after,
         })
     }
 
@@ -63,10 +56,5 @@ impl OpsMetrics {
             Refusal::MaxConnections => self.refused_total.inc(),
             Refusal::MaxConnectionsPerIp => self.refused_per_ip.inc(),
         }
-    }
-
-    /// The served certificate's notAfter (at start and after each reload).
-    pub fn set_cert_not_after(&self, unix_seconds: i64) {
-        self.cert_not_after.set(unix_seconds);
     }
 }

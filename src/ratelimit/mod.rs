@@ -105,6 +105,9 @@ pub struct RateLimiter<C: Clock + Clone = DefaultClock> {
     roles: BTreeMap<String, LimitSet<C>>,
     global: Option<UserLimit<C>>,
     shared: Option<Arc<Shared>>,
+    /// The Redis event counters, kept by every rebuild (even one that
+    /// changes or drops the Redis backend): monotonic across reloads.
+    redis_counters: Arc<shared::Counters>,
 }
 
 const CLASSES: [Class; 3] = [Class::Read, Class::Write, Class::Destructive];
@@ -181,11 +184,12 @@ impl<C: Clock + Clone> RateLimiter<C> {
             Some(o) if same_prefix && o.per_ip.same_as("ip", s.per_ip, cap) => o.per_ip.clone(),
             _ => Arc::new(Limit::new("ip", s.per_ip, cap, clock.clone())),
         };
+        let redis_counters = old.map_or_else(Arc::default, |o| o.redis_counters.clone());
         let shared = match &s.backend {
             Backend::Local => None,
             Backend::Redis(r) => match old.and_then(|o| o.shared.as_ref()) {
                 Some(sh) if sh.settings == *r => Some(sh.clone()),
-                _ => Some(Arc::new(Shared::new(r.clone()))),
+                _ => Some(Arc::new(Shared::new(r.clone(), redis_counters.clone()))),
             },
         };
         RateLimiter {
@@ -197,6 +201,7 @@ impl<C: Clock + Clone> RateLimiter<C> {
             roles,
             global,
             shared,
+            redis_counters,
         }
     }
 

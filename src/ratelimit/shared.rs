@@ -15,6 +15,7 @@
 //! and counted; the URL (it may hold a password) is never logged.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -34,7 +35,7 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// fallback and reported as `Err(())` for the caller to decide alone.
 #[derive(Clone)]
 pub struct SharedBudgets {
-    shared: std::sync::Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
 /// One budget: its key (without the prefix), emission interval and burst.
@@ -45,7 +46,7 @@ pub struct BudgetKey<'a> {
 }
 
 impl SharedBudgets {
-    pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         SharedBudgets { shared }
     }
 
@@ -101,7 +102,8 @@ pub(crate) enum Unanswered {
     Failed,
 }
 
-/// Counters exposed through `RateLimiter::stats`.
+/// Counters exposed through `RateLimiter::stats`: one set per limiter
+/// lineage, handed on by every rebuild (reload), so they never restart.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub errors: AtomicU64,
@@ -121,11 +123,11 @@ pub(crate) struct Shared {
     probing: AtomicBool,
     failing: AtomicBool,
     last_log_ms: AtomicU64,
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
 }
 
 impl Shared {
-    pub(crate) fn new(settings: RedisSettings) -> Self {
+    pub(crate) fn new(settings: RedisSettings, counters: Arc<Counters>) -> Self {
         Shared {
             settings,
             script: redis::Script::new(include_str!("gcra.lua")),
@@ -136,7 +138,7 @@ impl Shared {
             probing: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             last_log_ms: AtomicU64::new(0),
-            counters: Counters::default(),
+            counters,
         }
     }
 

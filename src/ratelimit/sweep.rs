@@ -11,7 +11,8 @@ use governor::clock::Clock;
 
 use super::{RateLimiter, UserLimit};
 
-/// Counters for metrics (all monotonic except `tracked_keys`).
+/// Counters for metrics (all monotonic except `tracked_keys`; the Redis
+/// ones across reloads too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RateLimitStats {
     /// Keys currently tracked, summed over the local limits.
@@ -54,11 +55,10 @@ impl<C: Clock + Clone> RateLimiter<C> {
             st.tracked_keys += l.tracked();
             st.overflow_hits += l.overflow_hits();
         }
-        if let Some(sh) = &self.shared {
-            st.redis_errors = sh.counters.errors.load(Ordering::Relaxed);
-            st.redis_fallbacks = sh.counters.fallbacks.load(Ordering::Relaxed);
-            st.redis_unavailable = sh.counters.unavailable.load(Ordering::Relaxed);
-        }
+        let c = &self.redis_counters;
+        st.redis_errors = c.errors.load(Ordering::Relaxed);
+        st.redis_fallbacks = c.fallbacks.load(Ordering::Relaxed);
+        st.redis_unavailable = c.unavailable.load(Ordering::Relaxed);
         st
     }
 

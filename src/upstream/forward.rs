@@ -317,7 +317,6 @@ fn eject(gw: &Gateway, snap: &Snapshot, node: NodeIdx, why: &dyn std::fmt::Displ
     if let Some(Change::Down) = snap.balancer.eject(node) {
         let url = &snap.config.upstream.nodes[node].url;
         gw.metrics.node_state_changed(url, "down");
-        gw.metrics.set_node_up(url, false);
         tracing::warn!(node = &**url, error = %why, "node down: a request to it failed");
     }
 }

@@ -99,7 +99,6 @@ async fn round(gw: &Gateway, snap: &Snapshot, client: &HttpClient) {
             .checked(i, result.is_ok(), settings.rise, settings.fall);
         if let Some(change) = change {
             gw.metrics.node_state_changed(&node.url, change.as_str());
-            gw.metrics.set_node_up(&node.url, change == Change::Up);
             match (change, &result) {
                 (Change::Up, _) => {
                     tracing::info!(
