@@ -47,6 +47,12 @@ key = "$BENCH_KEY"
 [upstream]
 nodes = ["$BENCH_UPSTREAM_URL"]
 
+# The bench upstream is nginx answering /v1/bdbs, not a cluster node: its
+# 404 for the health probe (GET /v1/bootstrap) would mark it down. The
+# peers run no active checks either; passive ejection stays on.
+[upstream.health]
+enabled = false
+
 [limits]
 max_connections = $REGATE_MAX_CONN
 max_connections_per_ip = $REGATE_MAX_CONN_PER_IP
