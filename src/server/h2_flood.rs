@@ -219,6 +219,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FloodGuard<T> {
         Poll::Ready(Ok(n))
     }
 
+    /// h2 writes a frame head and its payload as separate slices: without
+    /// this, each would be a write (and a TLS record) of its own.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let n = std::task::ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        let mut left = n;
+        for b in bufs {
+            if left == 0 {
+                break;
+            }
+            let take = left.min(b.len());
+            this.outgoing.feed(&b[..take], |_, _, _| {});
+            left -= take;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
