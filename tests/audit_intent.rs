@@ -6,24 +6,14 @@
 //! completion. Served normally, every intent is followed by its completion.
 
 mod common;
+mod proc;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use regate::sim::{self, Mode, SimOptions, SimTls};
-
-const BIN: &str = env!("CARGO_BIN_EXE_regate");
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use proc::{Proc, Site, BIN};
+use regate::sim::Mode;
 
 fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -36,59 +26,21 @@ fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn sigkill_under_load_leaves_a_record_of_every_forwarded_request() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let pki = regate::pki::TestPki::generate().unwrap();
-    pki.write_to(dir.path()).unwrap();
-    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
-    let cluster = sim::start(SimOptions {
-        nodes: 1,
-        tls: Some(SimTls {
-            cert_pem: pki.cert_pem.clone(),
-            key_pem: pki.key_pem.clone(),
-        }),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let cfg = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n[upstream]\nnodes = [\"{}\"]\nca = \"ca.pem\"\n[upstream.health]\nenabled = false\n[auth]\nusers = \"users.toml\"\n[audit]\npath = \"audit.jsonl\"\nrequired = true\n[metrics]\nenabled = false\n",
-        cluster.urls()[0]
-    );
-    let config = dir.path().join("regate.toml");
-    std::fs::write(&config, cfg).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("no listen line");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    // health probes off: the node counts client requests only
+    let site = Site::new().await;
+    let cfg = site
+        .config("", "[upstream.health]\nenabled = false\n")
+        .replace("fsync = \"always\"\n", "required = true\n");
+    let config = site.write("regate.toml", &cfg);
+    let mut child = Proc::spawn(&["run", "--config", config.to_str().unwrap()], Some("info"));
+    let addr = child.wait_field("regate listening", "addr");
+    let (dir, pki, cluster) = (&site.dir, &site.pki, &site.cluster);
     let url = format!(
         "https://localhost:{}/v1/bdbs",
         addr.rsplit(':').next().unwrap()
     );
 
     // 8 clients; the node holds its answers so they are in flight at the kill.
-    // (health probes are off: the node counts client requests only)
     cluster.nodes()[0].set_mode(Mode::SlowHead(Duration::from_secs(30)));
     let client = std::sync::Arc::new(TestClient::new(&pki.ca_pem, false));
     let mut tasks = Vec::new();
@@ -104,8 +56,8 @@ async fn sigkill_under_load_leaves_a_record_of_every_forwarded_request() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.0.kill().unwrap(); // SIGKILL
-    let _ = child.0.wait();
+    child.child.kill().unwrap(); // SIGKILL
+    let _ = child.child.wait();
     for t in tasks {
         t.abort();
     }
