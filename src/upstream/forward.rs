@@ -134,13 +134,6 @@ pub async fn to_cluster(
         .checked_add(snap.config.timeouts.upstream_response)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(366 * 86_400));
     balancer.budget.note_request();
-    // [audit] required = true: no effect on the cluster without a record
-    // (who, what, the decision and the first node), written before any
-    // byte goes to a node
-    ex.node = Some(nodes[node_idx].url.clone());
-    if !ex.commit_intent(gw).await {
-        return Err(Reject::AuditUnavailable);
-    }
     loop {
         if pause_ms > 0 {
             let pause = Duration::from_millis(u64::from(std::mem::take(&mut pause_ms)));
@@ -148,6 +141,12 @@ pub async fn to_cluster(
         }
         let node = &nodes[node_idx];
         ex.node = Some(node.url.clone());
+        // [audit] required = true: no effect on the cluster without a
+        // record (who, what, the decision and the first node), written
+        // before the first attempt sends any byte
+        if ex.upstream_elapsed.is_none() && !ex.commit_intent(gw).await {
+            return Err(Reject::AuditUnavailable);
+        }
         let sent = Instant::now();
         let outcome = tokio::time::timeout_at(until.into(), client.attempt(&mut slot)).await;
         let elapsed = sent.elapsed();
